@@ -1,0 +1,1 @@
+"""Benchmarks and experiment suites for eqtuners; run from the repository root."""

@@ -1,0 +1,2 @@
+from ._dataset import Dataset as Dataset
+from .registry import DATASETS as DATASETS, load_dataset as load_dataset

@@ -1,0 +1,92 @@
+"""The objective the tuners see: squared loss on one-hot targets plus weight decay.
+
+    objective(w) = (1/n) sum_i 1/2 ||model_w(x_i) - e_{y_i}||^2 + weight_decay/2 ||w||^2
+
+where `e_y` is the one-hot vector of class `y`, the sum over classes is not divided by
+the number of classes, and `||w||^2` runs over every floating-point array of the model
+(weights and biases). This is `optax.l2_loss(logits, one_hot).sum(-1).mean()` plus the
+penalty, the normalisation common in the edge-of-stability literature.
+
+The mean over examples can be evaluated in chunks of `chunk_size` examples (a
+`lax.map` whose body is rematerialised), so that the value, the gradient and
+Hessian-vector products hold the activations of one chunk at a time instead of the
+whole dataset. Chunking changes results only by floating-point rounding.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, Scalar
+
+from ._tree import tree_dot
+from ._validation import checked_float
+
+
+def squared_loss(
+    logits: Float[Array, " classes"], label: Int[Array, ""]
+) -> Float[Array, ""]:
+    """`1/2 ||logits - e_label||^2` for one example."""
+    target = jax.nn.one_hot(label, logits.shape[-1], dtype=logits.dtype)
+    return 0.5 * jnp.sum((logits - target) ** 2)
+
+
+def data_loss(
+    model,
+    x: Float[Array, "n ..."],
+    y: Int[Array, " n"],
+    chunk_size: int | None = None,
+) -> Scalar:
+    """The mean squared loss of `model` over the examples `(x, y)`.
+
+    **Arguments:**
+
+    - `model`: a callable on one example, `model(x[i]) -> logits`.
+    - `x`, `y`: inputs and integer labels, with the examples on the leading axis.
+    - `chunk_size`: evaluate this many examples at a time (`None`: all at once).
+    """
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"`x` and `y` must hold the same number of examples, got {x.shape[0]} "
+            f"and {y.shape[0]}."
+        )
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be a positive int, got {chunk_size}.")
+
+    def example_loss(example):
+        xi, yi = example
+        return squared_loss(model(xi), yi)
+
+    if chunk_size is None or chunk_size >= x.shape[0]:
+        losses = jax.vmap(example_loss)((x, y))
+    else:
+        losses = jax.lax.map(
+            jax.checkpoint(example_loss), (x, y), batch_size=chunk_size
+        )
+    return jnp.mean(losses)
+
+
+def weight_penalty(model) -> Scalar:
+    """`1/2 ||w||^2` over every floating-point array of `model`."""
+    params = eqx.filter(model, eqx.is_inexact_array)
+    return 0.5 * tree_dot(params, params)
+
+
+def objective(
+    model,
+    x: Float[Array, "n ..."],
+    y: Int[Array, " n"],
+    *,
+    weight_decay=1e-4,
+    chunk_size: int | None = None,
+) -> Scalar:
+    """`data_loss(model, x, y) + weight_decay * weight_penalty(model)`.
+
+    **Arguments:**
+
+    - `model`, `x`, `y`, `chunk_size`: as for `data_loss`.
+    - `weight_decay`: >= 0 (the paper: 1e-4).
+    """
+    weight_decay = checked_float(
+        "weight_decay", weight_decay, lower=0.0, lower_open=False
+    )
+    return data_loss(model, x, y, chunk_size) + weight_decay * weight_penalty(model)

@@ -1,0 +1,313 @@
+"""The training loop: gradient descent with a tuned step size, as one compiled scan.
+
+Each step draws a batch, computes the objective and its gradient on it, asks the tuner
+for a step size (the tuner's `fn` is the objective on the *same* batch), moves the
+parameters, and records one row of measurements. Every `sharpness_every` steps, under
+`lax.cond`, it also measures the full-batch training objective and the sharpness at
+the parameters *before* the step, so `stepsize * sharpness` on a row pairs the step
+size with the curvature it was applied to.
+
+The run is cut into calls of `steps_per_call` steps to the same compiled `lax.scan`.
+Between calls the host collects the rows (and hands them to `callback`), so a long run
+shows progress and writes results as it goes; nothing crosses to the host inside a
+call. Steps past `num_steps` in the last call are skipped, so every call has the
+same shapes and a configuration compiles once, whatever `num_steps`, the key, or the
+tuner's hyperparameter values.
+"""
+
+import dataclasses
+import warnings
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, PRNGKeyArray, PyTree
+
+from ._data import Dataset
+from ._objective import objective
+from ._sharpness import sharpness
+from ._tree import tree_axpy, tree_dot
+from ._tuners import AbstractTuner
+from ._validation import checked_float
+
+History = dict[str, np.ndarray]
+
+# Keys of the rows the loop writes itself; a tuner's `info` keys are added beside them.
+LOOP_KEYS = (
+    "step",
+    "loss",
+    "grad_sq_norm",
+    "stepsize",
+    "train_loss",
+    "sharpness",
+    "stepsize_x_sharpness",
+    "sharpness_num_hvps",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What `train` returns.
+
+    - `model`: the model after the last step run.
+    - `history`: one row per step, as a dict of NumPy arrays keyed by `LOOP_KEYS` and
+      the tuner's `info` keys. `loss` is the objective on the step's batch at the
+      parameters before the step; `train_loss`, `sharpness`, `stepsize_x_sharpness`
+      and `sharpness_num_hvps` are NaN on rows where they were not measured.
+    - `tuner_state`: the tuner's state after the last step.
+    - `diverged_at`: the first step whose loss was NaN or infinite, or `None`. The run
+      stops at the end of the call in which that happened, and `history` ends at that
+      step.
+    """
+
+    model: eqx.Module
+    history: History
+    tuner_state: PyTree
+    diverged_at: int | None
+
+
+class _Settings(eqx.Module):
+    """The static part of a configuration: changing any of these recompiles."""
+
+    batch_size: int | None
+    track_sharpness: bool
+    chunk_size: int | None
+    sharpness_tol: float
+    sharpness_max_iters: int
+    steps_per_call: int
+
+
+def _next_batch(settings, x, y, order, key):
+    """The next batch, and the data-order state `(permutation, batch index)`."""
+    if settings.batch_size is None:
+        return (x, y), order
+    permutation, index = order
+    batches_per_epoch = x.shape[0] // settings.batch_size
+    new_epoch = index == batches_per_epoch
+    permutation = lax.cond(
+        new_epoch,
+        lambda: jax.random.permutation(key, x.shape[0]),
+        lambda: permutation,
+    )
+    index = jnp.where(new_epoch, 0, index)
+    chosen = lax.dynamic_slice_in_dim(
+        permutation, index * settings.batch_size, settings.batch_size
+    )
+    return (x[chosen], y[chosen]), (permutation, index + 1)
+
+
+def _step_rows_and_carry(settings, static, tuner, data, hyper, carry):
+    """One step of the loop: returns the new carry and the step's row."""
+    x, y, sharp_x, sharp_y = data
+    weight_decay, sharpness_every, num_steps = hyper
+    params, tuner_state, order, key, step = carry
+    key, batch_key, sharpness_key = jax.random.split(key, 3)
+
+    def objective_on(bx, by):
+        return lambda p: objective(
+            eqx.combine(p, static),
+            bx,
+            by,
+            weight_decay=weight_decay,
+            chunk_size=settings.chunk_size,
+        )
+
+    (bx, by), order = _next_batch(settings, x, y, order, batch_key)
+    fn = objective_on(bx, by)
+    value, grad = jax.value_and_grad(fn)(params)
+    stepsize, tuner_state, info = tuner.step(fn, params, value, grad, tuner_state)
+
+    def measure():
+        if settings.batch_size is None:
+            train_loss = value
+        else:
+            train_loss = objective_on(x, y)(params)
+        estimate, sharpness_info = sharpness(
+            objective_on(sharp_x, sharp_y),
+            params,
+            key=sharpness_key,
+            tol=settings.sharpness_tol,
+            max_iters=settings.sharpness_max_iters,
+        )
+        num_hvps = sharpness_info["num_hvps"].astype(estimate.dtype)
+        return train_loss, estimate, num_hvps
+
+    def skip_measure():
+        nan = jnp.full((), jnp.nan, value.dtype)
+        return nan, nan, nan
+
+    if settings.track_sharpness:
+        scheduled = step % sharpness_every == 0
+        train_loss, estimate, num_hvps = lax.cond(scheduled, measure, skip_measure)
+    else:
+        train_loss, estimate, num_hvps = skip_measure()
+    row = {
+        "step": step,
+        "loss": value,
+        "grad_sq_norm": tree_dot(grad, grad),
+        "stepsize": stepsize,
+        "train_loss": train_loss,
+        "sharpness": estimate,
+        "stepsize_x_sharpness": stepsize * estimate,
+        "sharpness_num_hvps": num_hvps,
+        **info,
+    }
+    params = tree_axpy(-stepsize, grad, params)
+    return (params, tuner_state, order, key, step + 1), row
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)  # counts compiles; tests read the count
+def _run_call(settings, static, tuner, data, hyper, carry):
+    num_steps = hyper[2]
+
+    def active(carry):
+        return _step_rows_and_carry(settings, static, tuner, data, hyper, carry)
+
+    row_shapes = jax.eval_shape(active, carry)[1]
+
+    def skipped(carry):
+        return carry, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), row_shapes)
+
+    def body(carry, _):
+        return lax.cond(carry[-1] < num_steps, active, skipped, carry)
+
+    return lax.scan(body, carry, length=settings.steps_per_call)
+
+
+def _check_count(name, value, *, allow_none=False, upper=None):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    if upper is not None and value > upper:
+        raise ValueError(f"`{name}` must be at most {upper}, got {value}.")
+
+
+def train(
+    model: eqx.Module,
+    tuner: AbstractTuner,
+    data: Dataset | tuple[Array, Array],
+    num_steps: int,
+    *,
+    key: PRNGKeyArray,
+    batch_size: int | None = None,
+    sharpness_every: int | None = 50,
+    sharpness_examples: int | None = None,
+    weight_decay=1e-4,
+    chunk_size: int | None = None,
+    sharpness_tol: float = 1e-3,
+    sharpness_max_iters: int = 1000,
+    steps_per_call: int = 100,
+    callback: Callable[[History], None] | None = None,
+) -> TrainResult:
+    """Trains `model` with gradient descent whose step size comes from `tuner`.
+
+    **Arguments:**
+
+    - `model`: an Equinox module mapping one example to logits; its floating-point
+      arrays are the parameters.
+    - `tuner`: an `AbstractTuner`, e.g. `Armijo()`, `Polyak()`, `Constant(0.1)`.
+    - `data`: a `Dataset` (its training split is used) or a tuple `(x, y)`.
+    - `num_steps`: the number of steps.
+    - `key`: a JAX PRNG key; it fixes the batch order and the sharpness starting
+      vectors, so the same key gives the same history.
+    - `batch_size`: `None` for the deterministic regime (the whole training set every
+      step), or the mini-batch size: batches are drawn without replacement within an
+      epoch (the last `n % batch_size` examples of each shuffle are left out) and the
+      order is reshuffled every epoch.
+    - `sharpness_every`: measure the sharpness and the full-batch training objective
+      every this many steps (from step 0); `None` never measures.
+    - `sharpness_examples`: measure the sharpness on the first this many training
+      examples (`None`: all of them).
+    - `weight_decay`: the objective's weight decay, >= 0 (the paper: 1e-4).
+    - `chunk_size`: evaluate the objective over this many examples at a time, to bound
+      memory (`None`: all at once).
+    - `sharpness_tol`, `sharpness_max_iters`: the power iteration's stopping rule
+      (the paper: 1e-3 relative change, 1000 products).
+    - `steps_per_call`: steps per call of the compiled scan; rows reach the host and
+      `callback` after each call.
+    - `callback`: called after each call with that call's rows (a `History`).
+
+    **Returns:** a `TrainResult`. A loss that becomes NaN or infinite stops the run
+    with a warning and sets `TrainResult.diverged_at`.
+    """
+    if not isinstance(tuner, AbstractTuner):
+        raise ValueError(f"`tuner` must be an AbstractTuner, got {type(tuner)}.")
+    x, y = (data.train_x, data.train_y) if isinstance(data, Dataset) else data
+    num_examples = x.shape[0]
+    if y.shape != (num_examples,):
+        raise ValueError(
+            f"Labels must have shape ({num_examples},) to match the inputs "
+            f"{x.shape}, got {y.shape}."
+        )
+    _check_count("num_steps", num_steps)
+    _check_count("batch_size", batch_size, allow_none=True, upper=num_examples)
+    _check_count("sharpness_every", sharpness_every, allow_none=True)
+    _check_count(
+        "sharpness_examples", sharpness_examples, allow_none=True, upper=num_examples
+    )
+    _check_count("chunk_size", chunk_size, allow_none=True)
+    _check_count("sharpness_max_iters", sharpness_max_iters)
+    _check_count("steps_per_call", steps_per_call)
+    checked_float("sharpness_tol", sharpness_tol, lower=0.0)
+    weight_decay = checked_float(
+        "weight_decay", weight_decay, lower=0.0, lower_open=False
+    )
+
+    settings = _Settings(
+        batch_size=batch_size,
+        track_sharpness=sharpness_every is not None,
+        chunk_size=chunk_size,
+        sharpness_tol=float(sharpness_tol),
+        sharpness_max_iters=sharpness_max_iters,
+        steps_per_call=steps_per_call,
+    )
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    sharp_x, sharp_y = x[:sharpness_examples], y[:sharpness_examples]
+    hyper = (
+        weight_decay,
+        jnp.asarray(sharpness_every or 1),
+        jnp.asarray(num_steps),
+    )
+    if batch_size is None:
+        order = None
+    else:  # an epoch that has just ended, so the first step shuffles
+        order = (jnp.arange(num_examples), jnp.asarray(num_examples // batch_size))
+    carry = (params, tuner.init(params), order, key, jnp.asarray(0))
+
+    chunks = []
+    diverged_at = None
+    for _ in range(-(-num_steps // steps_per_call)):
+        data = (x, y, sharp_x, sharp_y)
+        carry, rows = _run_call(settings, static, tuner, data, hyper, carry)
+        rows = {k: np.asarray(v) for k, v in rows.items()}
+        done = rows["step"] < num_steps
+        bad = np.flatnonzero(done & ~np.isfinite(rows["loss"]))
+        if bad.size:
+            done &= rows["step"] <= rows["step"][bad[0]]
+            diverged_at = int(rows["step"][bad[0]])
+        rows = {k: v[done] for k, v in rows.items()}
+        chunks.append(rows)
+        if callback is not None:
+            callback(rows)
+        if diverged_at is not None:
+            warnings.warn(
+                f"The loss became {rows['loss'][-1]} at step {diverged_at} (step size "
+                f"{rows['stepsize'][-1]:.4g}); the run stopped there. The step size is "
+                "too large for this model and data: lower it, or use a tuner that "
+                "checks the loss (Armijo).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            break
+    history = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    return TrainResult(
+        model=eqx.combine(carry[0], static),
+        history=history,
+        tuner_state=carry[1],
+        diverged_at=diverged_at,
+    )

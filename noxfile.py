@@ -1,0 +1,29 @@
+"""Sessions: `nox` runs tests and lint; `nox -s main` runs the main job."""
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite; arguments go to pytest (`nox -s tests -- -k armijo`)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(default=False)
+def main(session: nox.Session) -> None:
+    """The main job: GD, Armijo and Polyak on digits (arguments go to the job)."""
+    session.install("-e", ".[plot]")
+    session.run("python", "-m", "benchmarks.compare_tuners", *session.posargs)
