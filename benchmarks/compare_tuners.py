@@ -97,21 +97,22 @@ def sweep_fixed_stepsizes(model, data, args) -> list[dict]:
 
 
 def summarise(history) -> dict:
-    """Final training loss, last sharpness, median step x sharpness (second half)."""
+    """The final loss on the batch, the last measured training loss and sharpness,
+    and the median of step size x sharpness over the second half of the run."""
     measured = ~np.isnan(history["sharpness"])
-    second_half = history["step"] >= history["step"][-1] / 2
+    late = measured & (history["step"] >= history["step"][-1] / 2)
+
+    def last(key):
+        return float(history[key][measured][-1]) if measured.any() else None
+
     return {
-        "final_train_loss": float(history["train_loss"][measured][-1])
-        if measured.any()
-        else float(history["loss"][-1]),
         "final_batch_loss": float(history["loss"][-1]),
-        "last_sharpness": float(history["sharpness"][measured][-1])
-        if measured.any()
-        else None,
+        "last_train_loss": last("train_loss"),
+        "last_sharpness": last("sharpness"),
         "median_stepsize_x_sharpness_second_half": float(
-            np.median(history["stepsize_x_sharpness"][measured & second_half])
+            np.median(history["stepsize_x_sharpness"][late])
         )
-        if (measured & second_half).any()
+        if late.any()
         else None,
         "steps": int(len(history["step"])),
     }
@@ -225,10 +226,10 @@ def main(argv=None) -> dict:
         else f"{args.model} on {args.dataset}, batch {args.batch_size}",
         smooth=1 if args.batch_size is None else 20,
     )
-    print(f"\n{'run':<12}{'train loss':>12}{'sharpness':>12}{'median s*lam':>14}")
+    print(f"\n{'run':<12}{'final loss':>12}{'sharpness':>12}{'median s*lam':>14}")
     for name, s in summaries.items():
         print(
-            f"{name:<12}{s['final_train_loss']:>12.4g}"
+            f"{name:<12}{s['final_batch_loss']:>12.4g}"
             f"{s['last_sharpness'] or float('nan'):>12.4g}"
             f"{s['median_stepsize_x_sharpness_second_half'] or float('nan'):>14.4g}"
         )

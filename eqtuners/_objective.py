@@ -33,7 +33,7 @@ def squared_loss(
 def data_loss(
     model,
     x: Float[Array, "n ..."],
-    y: Int[Array, " n"],
+    y: Int[Array, " labels"],
     chunk_size: int | None = None,
 ) -> Scalar:
     """The mean squared loss of `model` over the examples `(x, y)`.
@@ -74,7 +74,7 @@ def weight_penalty(model) -> Scalar:
 def objective(
     model,
     x: Float[Array, "n ..."],
-    y: Int[Array, " n"],
+    y: Int[Array, " labels"],
     *,
     weight_decay=1e-4,
     chunk_size: int | None = None,

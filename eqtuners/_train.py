@@ -236,7 +236,7 @@ def train(
     with a warning and sets `TrainResult.diverged_at`.
     """
     if not isinstance(tuner, AbstractTuner):
-        raise ValueError(f"`tuner` must be an AbstractTuner, got {type(tuner)}.")
+        raise TypeError(f"`tuner` must be an AbstractTuner, got {type(tuner)}.")
     x, y = (data.train_x, data.train_y) if isinstance(data, Dataset) else data
     num_examples = x.shape[0]
     if y.shape != (num_examples,):
@@ -281,11 +281,11 @@ def train(
 
     chunks = []
     diverged_at = None
-    for _ in range(-(-num_steps // steps_per_call)):
+    for first in range(0, num_steps, steps_per_call):
         data = (x, y, sharp_x, sharp_y)
         carry, rows = _run_call(settings, static, tuner, data, hyper, carry)
         rows = {k: np.asarray(v) for k, v in rows.items()}
-        done = rows["step"] < num_steps
+        done = first + np.arange(steps_per_call) < num_steps
         bad = np.flatnonzero(done & ~np.isfinite(rows["loss"]))
         if bad.size:
             done &= rows["step"] <= rows["step"][bad[0]]

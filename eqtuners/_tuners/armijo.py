@@ -55,7 +55,7 @@ class Armijo(AbstractTuner):
         c=1e-4,
         max_stepsize=1.0,
         decrease_factor=0.8,
-        max_backtracks: int = 100,
+        max_backtracks=100,
         increase_factor=None,
     ):
         self.c = checked_float("c", c, lower=0.0, upper=1.0)

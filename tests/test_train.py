@@ -1,0 +1,196 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import eqtuners as et
+from eqtuners._train import LOOP_KEYS, _next_batch, _run_call, _Settings
+
+from .helpers import small_data, small_mlp
+
+# One configuration shared by most tests, so the loop compiles once for all of them.
+SETTINGS = dict(steps_per_call=8, sharpness_every=4, sharpness_max_iters=50)
+
+
+def run(tuner, num_steps=12, key=0, **kwargs):
+    return et.train(
+        small_mlp(),
+        tuner,
+        small_data(64),
+        num_steps,
+        key=jax.random.key(key),
+        **(SETTINGS | kwargs),
+    )
+
+
+def traces():
+    return eqx.debug.get_num_traces(_run_call)
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_a_configuration_compiles_once(batch_size):
+    run(et.Armijo(), batch_size=batch_size)
+    before = traces()
+    # New hyperparameter values, keys, step counts and weight decay: no new trace.
+    run(et.Armijo(c=0.3, max_stepsize=2.0), num_steps=5, key=1, batch_size=batch_size)
+    run(
+        et.Armijo(decrease_factor=0.5),
+        num_steps=20,
+        key=2,
+        batch_size=batch_size,
+        weight_decay=1e-3,
+    )
+    assert traces() == before
+
+
+def test_history_has_one_row_per_step_and_measures_on_schedule():
+    history = run(et.Polyak(), num_steps=13).history
+    assert set(LOOP_KEYS) | {"unclipped_stepsize", "capped"} == set(history)
+    assert all(len(v) == 13 for v in history.values())
+    np.testing.assert_array_equal(history["step"], np.arange(13))
+    measured = ~np.isnan(history["sharpness"])
+    np.testing.assert_array_equal(measured, np.arange(13) % 4 == 0)
+    assert np.all(history["sharpness"][measured] > 0)
+    np.testing.assert_allclose(
+        history["stepsize_x_sharpness"][measured],
+        history["stepsize"][measured] * history["sharpness"][measured],
+        rtol=1e-6,
+    )
+    # Full batch: the per-step loss is the training objective.
+    np.testing.assert_array_equal(
+        history["train_loss"][measured], history["loss"][measured]
+    )
+
+
+def test_the_loss_and_the_model_follow_gradient_descent():
+    x, y = small_data(64)
+    model = small_mlp()
+    result = run(et.Constant(0.1), num_steps=2)
+    value, grad = eqx.filter_value_and_grad(et.objective)(model, x, y)
+    assert result.history["loss"][0] == pytest.approx(float(value), rel=1e-6)
+    stepped = jax.tree.map(lambda p, g: p - 0.1 * g, model, grad)
+    second = et.objective(stepped, x, y)
+    assert result.history["loss"][1] == pytest.approx(float(second), rel=1e-5)
+
+
+def test_same_key_gives_the_same_history_and_another_key_another_order():
+    a = run(et.Armijo(), batch_size=16).history
+    b = run(et.Armijo(), batch_size=16).history
+    c = run(et.Armijo(), batch_size=16, key=5).history
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["loss"], c["loss"])
+
+
+def test_call_boundaries_do_not_change_the_history():
+    a = run(et.Armijo(), num_steps=11, batch_size=16).history
+    b = run(et.Armijo(), num_steps=11, batch_size=16, steps_per_call=3).history
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-6)
+
+
+class EchoTuner(et.AbstractTuner):
+    """A fixed step that reports what its `fn` sees, to check which batch it is on."""
+
+    def init(self, params):
+        return None
+
+    def step(self, fn, params, value, grad, state):
+        fn_value, fn_grad = jax.value_and_grad(fn)(params)
+        gap = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), fn_grad, grad)
+        info = {
+            "fn_value": fn_value,
+            "grad_gap": jnp.max(jnp.stack(jax.tree.leaves(gap))),
+        }
+        return jnp.asarray(0.05), state, info
+
+
+def test_mini_batch_regime_checks_on_the_same_batch_as_the_gradient():
+    history = run(EchoTuner(), num_steps=12, batch_size=16).history
+    np.testing.assert_array_equal(history["fn_value"], history["loss"])
+    assert np.all(history["grad_gap"] == 0)
+    # Different batches have different losses, and the full objective differs too.
+    assert len(np.unique(history["loss"])) == 12
+    measured = ~np.isnan(history["train_loss"])
+    assert not np.allclose(history["train_loss"][measured], history["loss"][measured])
+
+
+def test_mini_batches_cover_the_data_without_replacement_each_epoch():
+    settings = _Settings(
+        batch_size=4,
+        track_sharpness=False,
+        chunk_size=None,
+        sharpness_tol=1e-3,
+        sharpness_max_iters=1,
+        steps_per_call=1,
+    )
+    x = jnp.arange(18.0)  # the examples are their own indices; 18 % 4 == 2 left out
+    order = (jnp.arange(18), jnp.asarray(4))
+    next_batch = jax.jit(lambda order, key: _next_batch(settings, x, x, order, key))
+    keys = iter(jax.random.split(jax.random.key(0), 12))
+    epochs = []
+    for _ in range(3):
+        seen = []
+        for _ in range(4):
+            (batch, _), order = next_batch(order, next(keys))
+            seen.extend(int(i) for i in batch)
+        assert len(set(seen)) == 16
+        epochs.append(seen)
+    assert epochs[0] != epochs[1] != epochs[2]
+
+
+def test_divergence_stops_the_run_with_a_warning():
+    with pytest.warns(RuntimeWarning, match="too large"):
+        result = run(et.Constant(1e4), num_steps=40, sharpness_every=None)
+    assert result.diverged_at is not None and result.diverged_at < 40
+    history = result.history
+    assert len(history["loss"]) == result.diverged_at + 1
+    assert not np.isfinite(history["loss"][-1])
+    assert np.all(np.isfinite(history["loss"][:-1]))
+
+
+def test_callback_receives_every_row_once_in_order():
+    calls = []
+    result = run(et.Constant(0.1), num_steps=19, callback=calls.append)
+    assert [len(c["step"]) for c in calls] == [8, 8, 3]
+    np.testing.assert_array_equal(
+        np.concatenate([c["step"] for c in calls]), result.history["step"]
+    )
+
+
+def test_sharpness_on_a_subset_and_never():
+    history = run(et.Constant(0.1), sharpness_examples=16).history
+    full = run(et.Constant(0.1)).history
+    measured = ~np.isnan(full["sharpness"])
+    assert not np.allclose(history["sharpness"][measured], full["sharpness"][measured])
+    never = run(et.Constant(0.1), sharpness_every=None).history
+    assert np.all(np.isnan(never["sharpness"])) and np.all(
+        np.isnan(never["train_loss"])
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(num_steps=0), "num_steps"),
+        (dict(batch_size=65), "batch_size"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(sharpness_every=0), "sharpness_every"),
+        (dict(sharpness_examples=100), "sharpness_examples"),
+        (dict(weight_decay=-1.0), "weight_decay"),
+        (dict(steps_per_call=0), "steps_per_call"),
+        (dict(chunk_size=-1), "chunk_size"),
+    ],
+)
+def test_train_rejects_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        run(et.Constant(0.1), **kwargs)
+
+
+def test_train_rejects_mismatched_labels_and_non_tuners():
+    x, y = small_data(64)
+    with pytest.raises(ValueError, match="Labels must have shape"):
+        et.train(small_mlp(), et.Constant(0.1), (x, y[:10]), 3, key=jax.random.key(0))
+    with pytest.raises(TypeError, match="tuner"):
+        et.train(small_mlp(), 0.1, (x, y), 3, key=jax.random.key(0))

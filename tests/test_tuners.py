@@ -1,0 +1,232 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import eqtuners as et
+
+from .helpers import quadratic, random_quadratic
+
+
+@eqx.filter_jit
+def armijo_on_quadratic(tuner, matrix, vector, w):
+    """One Armijo step on `1/2 w^T A w + b^T w`, and the Armijo condition evaluated
+    independently at every point of the tuner's grid."""
+    fn = quadratic(matrix, vector)
+    value, grad = jax.value_and_grad(fn)(w)
+    stepsize, _, info = tuner.step(fn, w, value, grad, tuner.init(w))
+    grid = tuner.max_stepsize * tuner.decrease_factor ** jnp.arange(
+        tuner.max_backtracks + 1
+    )
+    trial_values = jax.vmap(lambda s: fn(w - s * grad))(grid)
+    holds = trial_values <= value - tuner.c * grid * (grad @ grad)
+    return stepsize, info, grid, holds, fn(w - stepsize * grad), value, grad @ grad
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    log_scale=st.floats(-2, 3),
+    negative=st.booleans(),
+    c=st.floats(1e-4, 0.9),
+    max_stepsize=st.floats(1e-2, 10),
+    decrease_factor=st.floats(0.1, 0.95),
+)
+def test_armijo_accepts_the_largest_grid_step_that_satisfies_the_condition(
+    seed, log_scale, negative, c, max_stepsize, decrease_factor
+):
+    rng = np.random.default_rng(seed)
+    eigenvalues = 10**log_scale * rng.uniform(0.01, 1.0, 6)
+    if negative:  # a non-convex quadratic
+        eigenvalues[0] *= -1
+    with jax.enable_x64(True):
+        matrix, vector = random_quadratic(seed, 6, eigenvalues)
+        w = jnp.asarray(rng.normal(size=6))
+        tuner = et.Armijo(c, max_stepsize, decrease_factor, max_backtracks=60)
+        outputs = jax.tree.map(
+            np.asarray, armijo_on_quadratic(tuner, matrix, vector, w)
+        )
+    stepsize, info, grid, holds, new_value, value, gsq = outputs
+    if holds.any():
+        first = int(np.argmax(holds))
+        assert not info["failed"]
+        assert int(info["num_evals"]) == first + 1
+        assert stepsize == grid[first] == info["accepted_stepsize"]
+        assert new_value <= value - c * stepsize * gsq
+    else:
+        assert info["failed"]
+        assert stepsize == 0
+        assert int(info["num_evals"]) == tuner.max_backtracks + 1
+
+
+def nan_outside_ball(radius):
+    """`||w||^2`, but NaN outside the ball of the given radius."""
+    return lambda w: jnp.where(w @ w <= radius**2, w @ w, jnp.nan)
+
+
+def test_armijo_rejects_nan_trials_and_recovers_at_the_next_step():
+    fn = nan_outside_ball(1.5)
+    tuner = et.Armijo(max_stepsize=2.0)
+    w = jnp.array([1.0, 0.0])
+    state = tuner.init(w)
+    value, grad = jax.value_and_grad(fn)(w)
+    # The trials 2, 1.6 and 1.28 land outside the ball (NaN), 1.024 does not decrease
+    # enough, 0.8192 is accepted.
+    stepsize, state, info = tuner.step(fn, w, value, grad, state)
+    assert not info["failed"] and int(info["num_evals"]) == 5
+    assert 0 < stepsize < 2.0 and jnp.isfinite(fn(w - stepsize * grad))
+    w = w - stepsize * grad
+    value, grad = jax.value_and_grad(fn)(w)
+    stepsize, state, info = tuner.step(fn, w, value, grad, state)
+    assert info["initial_stepsize"] == 2.0  # the NaN did not shrink the next search
+    assert not info["failed"]
+
+
+@pytest.mark.parametrize("increase_factor", [None, 2.0])
+def test_armijo_failure_is_flagged_and_the_next_step_starts_afresh(increase_factor):
+    tuner = et.Armijo(max_backtracks=5, increase_factor=increase_factor)
+    w = jnp.array([1.0, -2.0])
+    state = tuner.init(w)
+    always_nan = lambda v: jnp.where(jnp.all(v == w), 1.0, jnp.nan)  # noqa: E731
+    stepsize, state, info = tuner.step(always_nan, w, 1.0, w, state)
+    assert info["failed"] and stepsize == 0 and int(info["num_evals"]) == 6
+    assert info["accepted_stepsize"] == 0
+    fn = lambda v: v @ v  # noqa: E731
+    value, grad = jax.value_and_grad(fn)(w)
+    stepsize, state, info = tuner.step(fn, w, value, grad, state)
+    assert not info["failed"] and info["initial_stepsize"] == 1.0
+    assert fn(w - stepsize * grad) < value
+
+
+def test_armijo_increase_factor_starts_from_the_previous_step():
+    fn = lambda v: 5.0 * v @ v  # noqa: E731  (only steps <= 0.2 (1 - c) pass)
+    tuner = et.Armijo(increase_factor=1.5)
+    w = jnp.array([1.0, 2.0])
+    state = tuner.init(w)
+    initials, accepted = [], []
+    for _ in range(3):
+        value, grad = jax.value_and_grad(fn)(w)
+        stepsize, state, info = tuner.step(fn, w, value, grad, state)
+        initials.append(float(info["initial_stepsize"]))
+        accepted.append(float(stepsize))
+        w = w - stepsize * grad
+    assert initials[0] == 1.0
+    for previous, initial in zip(accepted[:-1], initials[1:]):
+        assert initial == pytest.approx(min(1.5 * previous, 1.0))
+    assert all(s <= 0.2 for s in accepted)
+
+
+def test_armijo_accepts_the_first_trial_at_a_zero_gradient():
+    w = jnp.zeros(3)
+    tuner = et.Armijo()
+    stepsize, _, info = tuner.step(lambda v: v @ v, w, 0.0, w, tuner.init(w))
+    assert stepsize == 1.0 and int(info["num_evals"]) == 1 and not info["failed"]
+
+
+@given(
+    value=st.floats(0, 100),
+    gsq=st.floats(0, 100),
+    f_min=st.floats(-1, 1),
+    max_stepsize=st.floats(1e-3, 10),
+    eps=st.sampled_from([0.0, 1e-8, 1.0]),
+)
+def test_polyak_matches_the_formula(value, gsq, f_min, max_stepsize, eps):
+    with jax.enable_x64(True):
+        tuner = et.Polyak(max_stepsize, f_min, eps)
+        grad = jnp.array([np.sqrt(gsq), 0.0])
+        stepsize, _, info = jax.tree.map(
+            np.asarray, tuner.step(None, grad, value, grad, None)
+        )
+    denominator = gsq + eps
+    unclipped = (value - f_min) / denominator if denominator > 0 else np.inf
+    expected = min(max(unclipped, 0.0), max_stepsize)
+    assert float(stepsize) == pytest.approx(expected, rel=1e-12)
+    assert bool(info["capped"]) == (unclipped >= max_stepsize)
+    if np.isfinite(unclipped):
+        assert float(info["unclipped_stepsize"]) == pytest.approx(unclipped, rel=1e-12)
+
+
+def test_polyak_zero_gradient_gives_a_finite_step_and_finite_parameters():
+    w = jnp.array([1.0, 2.0])
+    zero = jnp.zeros(2)
+    for value in (0.0, 1.0):
+        stepsize, _, info = et.Polyak().step(None, w, value, zero, None)
+        assert stepsize == 1.0 and info["capped"]
+        assert jnp.all(w - stepsize * zero == w)
+
+
+def test_constant_returns_its_stepsize():
+    stepsize, state, info = et.Constant(0.3).step(None, jnp.ones(2), 1.0, None, None)
+    assert stepsize == pytest.approx(0.3) and state is None and info == {}
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: et.Armijo(c=0.0), "c"),
+        (lambda: et.Armijo(c=1.0), "c"),
+        (lambda: et.Armijo(c=float("nan")), "c"),
+        (lambda: et.Armijo(decrease_factor=1.0), "decrease_factor"),
+        (lambda: et.Armijo(decrease_factor=0.0), "decrease_factor"),
+        (lambda: et.Armijo(max_stepsize=0.0), "max_stepsize"),
+        (lambda: et.Armijo(max_stepsize=-1.0), "max_stepsize"),
+        (lambda: et.Armijo(max_backtracks=-1), "max_backtracks"),
+        (lambda: et.Armijo(max_backtracks=2.5), "max_backtracks"),
+        (lambda: et.Armijo(increase_factor=0.5), "increase_factor"),
+        (lambda: et.Polyak(max_stepsize=0.0), "max_stepsize"),
+        (lambda: et.Polyak(eps=-1e-3), "eps"),
+        (lambda: et.Polyak(f_min=float("inf")), "f_min"),
+        (lambda: et.Constant(0.0), "stepsize"),
+        (lambda: et.Constant(-0.1), "stepsize"),
+        (lambda: et.Constant(jnp.array([0.1, -0.1])), "stepsize"),
+        (lambda: et.Constant("0.1"), "stepsize"),
+    ],
+)
+def test_constructors_reject_invalid_values(make, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        make()
+
+
+def stack(tuners):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *tuners)
+
+
+@pytest.mark.parametrize(
+    "tuners",
+    [
+        [et.Armijo(c, s, d) for c, s, d in [(1e-4, 1.0, 0.8), (0.3, 2.0, 0.5)]],
+        [et.Armijo(increase_factor=f) for f in (1.0, 3.0)],
+        [et.Polyak(s, f) for s, f in [(1.0, 0.0), (0.05, 0.5)]],
+        [et.Constant(s) for s in (0.1, 0.7)],
+    ],
+)
+def test_vmap_over_a_stack_of_tuners_matches_each_tuner_alone(tuners):
+    matrix, vector = random_quadratic(0, 4)
+    fn = quadratic(matrix, vector)
+    w = jnp.ones(4)
+    value, grad = jax.value_and_grad(fn)(w)
+
+    def two_steps(tuner):
+        state = tuner.init(w)
+        _, state, _ = tuner.step(fn, w, value, grad, state)
+        return tuner.step(fn, w, value, grad, state)
+
+    stacked = eqx.filter_vmap(two_steps)(stack(tuners))
+    for i, tuner in enumerate(tuners):
+        alone = two_steps(tuner)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-6), stacked, alone
+        )
+
+
+def test_new_hyperparameter_values_do_not_recompile():
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def step(tuner, w):
+        fn = lambda v: v @ v  # noqa: E731
+        value, grad = jax.value_and_grad(fn)(w)
+        return tuner.step(fn, w, value, grad, tuner.init(w))
+
+    for c, s, d in [(1e-4, 1.0, 0.8), (0.5, 0.3, 0.5), (1e-2, 2.0, 0.9)]:
+        step(et.Armijo(c, s, d), jnp.ones(3))
