@@ -7,7 +7,8 @@ It imports `eqtuners` and is never imported by it.
   `polyak_stepsize`, `armijo_grid_stepsize`, and `largest_armijo_stepsize` (the
   same bound on any slice, by root finding).
 - Joint step-size/sharpness dynamics under any `eqtuners` tuner: `simulate` on an
-  `AbstractDynamicsModel`.
+  `AbstractDynamicsModel`, either `SecondOrderRegression` (exact, in parameter
+  space) or `SelfStabilisation` (the reduced two-variable dynamics).
 - Figures: `analysis.plots`.
 """
 
@@ -19,6 +20,11 @@ from ._quadratic import (
     edge_of_stability as edge_of_stability,
     polyak_stepsize as polyak_stepsize,
 )
+from ._regression import (
+    SecondOrderRegression as SecondOrderRegression,
+    random_second_order_regression as random_second_order_regression,
+)
+from ._self_stabilisation import SelfStabilisation as SelfStabilisation
 from ._simulate import (
     AbstractDynamicsModel as AbstractDynamicsModel,
     Trajectory as Trajectory,
