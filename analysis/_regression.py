@@ -22,6 +22,8 @@ Here the dynamics are exact in parameter space: `simulate` steps `theta`, and th
 sharpness is the top eigenvalue of the dense `p x p` Hessian at every step.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
@@ -139,6 +141,16 @@ def random_second_order_regression(
         "spectrum_decay", spectrum_decay, lower=0.0, lower_open=False
     )
     dtype = jnp.result_type(float) if dtype is None else dtype
+    arrays = _random_arrays(
+        key, curvature_scale, target_scale, spectrum_decay, num_data, num_params, dtype
+    )
+    return SecondOrderRegression(*arrays)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5, 6))
+def _random_arrays(
+    key, curvature_scale, target_scale, spectrum_decay, num_data, num_params, dtype
+):
     g_key, q_key, y_key = jax.random.split(key, 3)
     row_scales = jnp.arange(1, num_data + 1, dtype=dtype) ** (-spectrum_decay / 2)
     scale = 1 / jnp.sqrt(num_params)
@@ -147,6 +159,4 @@ def random_second_order_regression(
     curvatures = jax.random.normal(q_key, (num_data, num_params, num_params), dtype)
     curvatures = curvature_scale * scale * curvatures
     targets = target_scale * jax.random.normal(y_key, (num_data,), dtype)
-    return SecondOrderRegression(
-        jnp.zeros(num_data, dtype), jacobian, curvatures, targets
-    )
+    return jnp.zeros(num_data, dtype), jacobian, curvatures, targets
