@@ -69,8 +69,8 @@ def largest_armijo_stepsize(
     def margin(log_step):
         step = jnp.exp(log_step)
         chord = (fn(tree_axpy(-step, grad, params)) - value) / (step * sq_norm)
-        # A NaN trial counts as rejected, as in the tuner.
-        return jnp.where(jnp.isnan(chord), jnp.inf, chord + c)
+        # A non-finite trial counts as rejected, as in the tuner.
+        return jnp.where(jnp.isfinite(chord), chord + c, jnp.inf)
 
     def bracket_end(accepted_there, direction):
         def keep_going(carry):
@@ -90,7 +90,7 @@ def largest_armijo_stepsize(
     found = up_steps < _BRACKET_STEPS
     upper = jnp.where(found, upper, guess + 1)
     solution = optx.root_find(
-        # Without a bracket there is no root to find: a zero margin ends at once.
+        # Without a bracket there is no root: a zero margin ends without an error.
         lambda log_step, found: jnp.where(found, margin(log_step), 0),
         optx.Bisection(rtol=0.0, atol=tol, flip=False),
         (lower + upper) / 2,

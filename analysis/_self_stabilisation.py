@@ -13,9 +13,10 @@ where `S(theta)` is the sharpness. In the two variables `x = u . (theta - theta*
 
     L = L* + 1/2 S x^2 + (the loss along grad S),
 
-because the cubic term `1/6 nabla^3 L[x u, x u, theta - theta*] * 3 = 1/2 x^2
-grad S . (theta - theta*)` turns the curvature `S*` of `1/2 S* x^2` into `S`. A
-gradient step of size `eta` then moves
+because `nabla^3 L[u, u, .] = grad S` (the derivative of `S = u^T H u`): for the
+part `d` of `theta - theta*` off `u`, the cubic Taylor term holds
+`3 * 1/6 nabla^3 L[x u, x u, d] = 1/2 x^2 grad S . d`, which turns the curvature
+`S*` of `1/2 S* x^2` into `S`. A gradient step of size `eta` then moves
 
     x <- x - eta S x = (1 - eta S) x,
     S <- S - eta grad S . grad L = S + eta (alpha - 1/2 beta x^2),
