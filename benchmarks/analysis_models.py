@@ -28,7 +28,7 @@ there (median step x sharpness 1.99, 2.12 and 2.00 on the three models), GD at 0
 converges before reaching its edge; Armijo sharpens beyond GD's larger step
 (final sharpness 4.7, 5.9, 6.5) with step x sharpness just below 2 on the
 regression models (1.94, 1.92) but at 2.02 on the self-stabilisation model; Polyak
-sits above the edge (2.12, 2.75, 2.89), furthest where its `f* = 0` is wrong.
+sits above the edge (2.07, 2.86, 2.89), furthest where its `f* = 0` is wrong.
 """
 
 import argparse
