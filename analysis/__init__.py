@@ -1,4 +1,32 @@
 """analysis: models and plots for the study of step-size tuners and sharpness.
 
 It imports `eqtuners` and is never imported by it.
+
+- The top-eigenmode quadratic model and its closed forms (Section 4 of the paper):
+  `TopEigenmodeQuadratic`, `edge_of_stability`, `armijo_acceptance_bound`,
+  `polyak_stepsize`, `armijo_grid_stepsize`, and `largest_armijo_stepsize` (the
+  same bound on any slice, by root finding).
+- Joint step-size/sharpness dynamics under any `eqtuners` tuner: `simulate` on an
+  `AbstractDynamicsModel`, either `SecondOrderRegression` (exact, in parameter
+  space) or `SelfStabilisation` (the reduced two-variable dynamics).
+- Figures: `analysis.plots`.
 """
+
+from ._armijo_boundary import largest_armijo_stepsize as largest_armijo_stepsize
+from ._quadratic import (
+    TopEigenmodeQuadratic as TopEigenmodeQuadratic,
+    armijo_acceptance_bound as armijo_acceptance_bound,
+    armijo_grid_stepsize as armijo_grid_stepsize,
+    edge_of_stability as edge_of_stability,
+    polyak_stepsize as polyak_stepsize,
+)
+from ._regression import (
+    SecondOrderRegression as SecondOrderRegression,
+    random_second_order_regression as random_second_order_regression,
+)
+from ._self_stabilisation import SelfStabilisation as SelfStabilisation
+from ._simulate import (
+    AbstractDynamicsModel as AbstractDynamicsModel,
+    Trajectory as Trajectory,
+    simulate as simulate,
+)
