@@ -13,6 +13,7 @@ from ._data import (
     read_idx as read_idx,
 )
 from ._models import (
+    DEFAULT_CHUNK_SIZES as DEFAULT_CHUNK_SIZES,
     MLP as MLP,
     MODELS as MODELS,
     VGG as VGG,

@@ -12,7 +12,7 @@ def load_synthetic_cifar10(
     subset: int | None = None,
     image_shape: tuple[int, int, int] = (32, 32, 3),
     num_classes: int = 10,
-    noise: float = 48.0,
+    noise: float | int = 48.0,
 ) -> Dataset:
     """A synthetic, CIFAR-shaped dataset generated from a seed: no download, any size.
 

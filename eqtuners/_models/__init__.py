@@ -1,5 +1,6 @@
 from .mlp import MLP as MLP
 from .registry import (
+    DEFAULT_CHUNK_SIZES as DEFAULT_CHUNK_SIZES,
     MODELS as MODELS,
     make_model as make_model,
     num_parameters as num_parameters,

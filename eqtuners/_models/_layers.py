@@ -34,7 +34,8 @@ class Conv2d(eqx.Module):
     Square kernel, "same" padding (`kernel_size // 2` on each side, so a stride-1
     convolution keeps the size), weights `(kh, kw, in, out)` drawn with variance
     `gain / fan_in` (a normal truncated at two standard deviations; fan-in =
-    `in_channels * kernel_size**2`; `gain=2` is He normal), zero bias.
+    `in_channels * kernel_size**2`; `gain=1`, the default, is LeCun normal and
+    `gain=2` He normal), zero bias.
 
     **Arguments:**
 
@@ -56,7 +57,7 @@ class Conv2d(eqx.Module):
         kernel_size: int,
         *,
         stride: int = 1,
-        gain: float = 2.0,
+        gain: float = 1.0,
         key: PRNGKeyArray,
     ):
         if kernel_size < 1 or kernel_size % 2 == 0:

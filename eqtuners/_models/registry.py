@@ -33,6 +33,19 @@ MODELS: dict[str, Callable[..., eqx.Module]] = {
     "resnet34": _resnet34,
 }
 
+# Examples per chunk when evaluating the full-batch objective and Hessian-vector
+# products (`train(..., chunk_size=...)`), chosen so that the paper's 4096-example
+# full batch fits in memory: for the full-width convolutional models, 256 examples
+# keep the temporary buffers of a gradient or an HVP to a few GiB (measured with
+# XLA's memory analysis on CPU, where they grow linearly with the chunk), and a
+# chunk of 256 32x32 images still feeds large matrix products to a GPU. The MLP is
+# small enough to evaluate at once.
+DEFAULT_CHUNK_SIZES: dict[str, int | None] = {
+    "mlp": None,
+    "vgg11": 256,
+    "resnet34": 256,
+}
+
 
 def make_model(
     name: str,
@@ -40,7 +53,7 @@ def make_model(
     num_classes: int,
     *,
     key: PRNGKeyArray,
-    width: float = 1.0,
+    width: float | int = 1.0,
 ) -> eqx.Module:
     """Builds a model by name for examples of `input_shape` (channels last).
 
