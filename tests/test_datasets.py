@@ -16,9 +16,6 @@ import pytest
 import eqtuners as et
 from eqtuners._data import _tfds, fashion_mnist
 
-tfds = pytest.importorskip("tensorflow_datasets")
-
-
 # ---------------------------------------------------------------------------------
 # Files the tests write themselves.
 
@@ -237,17 +234,14 @@ def pretend_tensorflow(monkeypatch):
     """Lets the loader call tfds' (mocked) download_and_prepare without TensorFlow:
     under `mock_data` it does nothing and `as_data_source` serves random examples."""
     monkeypatch.setattr(_tfds, "tensorflow_installed", lambda: True)
-    monkeypatch.setattr(fashion_mnist, "tensorflow_installed", lambda: True)
     monkeypatch.setattr(fashion_mnist, "SYSTEM_IDX_DIRS", ())
-    from eqtuners._data import cifar10
-
-    monkeypatch.setattr(cifar10, "tensorflow_installed", lambda: True)
 
 
 @pytest.mark.parametrize(
     "name, shape", [("cifar10", (32, 32, 3)), ("fashion_mnist", (28, 28, 1))]
 )
 def test_tfds_loaders_under_mock_data(tmp_path, pretend_tensorflow, name, shape):
+    tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(
         num_examples=60, policy=tfds.testing.MockPolicy.USE_CODE
     ):
@@ -268,6 +262,7 @@ def test_cifar10_reads_real_array_record_files_without_tensorflow(tmp_path):
     download and TensorFlow's PNG encoder are replaced by a generator of PIL-encoded
     images), then the loader reads it through `tfds.data_source`: the real
     ArrayRecord files, `dataset_info.json`, and PNG decoding."""
+    tfds = pytest.importorskip("tensorflow_datasets")
     pytest.importorskip("array_record")
     pytest.importorskip("importlib_resources")
     PIL = pytest.importorskip("PIL.Image")

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from ._tfds import tensorflow_installed, tfds_installed
+from . import _tfds
 
 DATA_DIR_VARIABLE = "EQTUNERS_DATA_DIR"
 
@@ -34,8 +34,8 @@ def missing_message(name: str, data_dir: Path, looked, steps: str) -> str:
     directory and how it was chosen, which optional packages are installed, and the
     steps to provide the data."""
     installed = (
-        f"tensorflow-datasets is {'' if tfds_installed() else 'NOT '}installed; "
-        f"TensorFlow is {'' if tensorflow_installed() else 'NOT '}installed."
+        f"tensorflow-datasets is {'' if _tfds.tfds_installed() else 'NOT '}installed; "
+        f"TensorFlow is {'' if _tfds.tensorflow_installed() else 'NOT '}installed."
     )
     places = "\n".join(f"  - {p}" for p in looked)
     return (

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _tfds
 from ._dataset import Dataset
 from ._locate import (
     DATA_DIR_VARIABLE,
@@ -34,14 +35,6 @@ from ._locate import (
     resolve_data_dir,
 )
 from ._prepare import canonical_order, prepare_images
-from ._tfds import (
-    is_prepared,
-    prepare,
-    read_split_arrays,
-    tensorflow_installed,
-    tfds_dataset_dir,
-    tfds_installed,
-)
 
 ARCHIVE_NAME = "cifar-10-binary.tar.gz"
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -122,23 +115,26 @@ def _cifar_steps(data_dir: Path) -> str:
 
 
 def _read_cifar10(data_dir: Path, download: bool) -> dict[str, tuple]:
-    if is_prepared("cifar10", data_dir):
-        return read_split_arrays("cifar10", data_dir)
+    if _tfds.is_prepared("cifar10", data_dir):
+        return _tfds.read_split_arrays("cifar10", data_dir)
     for candidate in archive_candidates(data_dir):
         if candidate.exists():
             return read_cifar10_binary(candidate)
-    looked = [tfds_dataset_dir("cifar10", data_dir), *archive_candidates(data_dir)]
+    looked = [
+        _tfds.tfds_dataset_dir("cifar10", data_dir),
+        *archive_candidates(data_dir),
+    ]
     message = missing_message("CIFAR10", data_dir, looked, _cifar_steps(data_dir))
-    if not (download and tfds_installed() and tensorflow_installed()):
+    if not (download and _tfds.tfds_installed() and _tfds.tensorflow_installed()):
         raise DatasetNotFoundError(message)
     try:
-        prepare("cifar10", data_dir)
+        _tfds.prepare("cifar10", data_dir)
     except Exception as error:  # no network, a failed checksum, a full disk, ...
         raise DatasetNotFoundError(
             f"Preparing CIFAR10 with tensorflow-datasets failed ({error!r}).\n\n"
             + message
         ) from error
-    return read_split_arrays("cifar10", data_dir)
+    return _tfds.read_split_arrays("cifar10", data_dir)
 
 
 def load_cifar10(

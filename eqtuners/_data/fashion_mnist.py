@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _tfds
 from ._dataset import Dataset
 from ._locate import (
     DATA_DIR_VARIABLE,
@@ -33,14 +34,6 @@ from ._locate import (
     resolve_data_dir,
 )
 from ._prepare import canonical_order, prepare_images
-from ._tfds import (
-    is_prepared,
-    prepare,
-    read_split_arrays,
-    tensorflow_installed,
-    tfds_dataset_dir,
-    tfds_installed,
-)
 from .idx import read_idx
 
 IDX_FILES = {
@@ -124,28 +117,30 @@ def _steps(data_dir: Path) -> str:
 
 
 def _read_fashion_mnist(data_dir: Path, idx_dir, download: bool) -> dict:
-    if idx_dir is None and is_prepared("fashion_mnist", data_dir):
-        return read_split_arrays("fashion_mnist", data_dir)
+    if idx_dir is None and _tfds.is_prepared("fashion_mnist", data_dir):
+        return _tfds.read_split_arrays("fashion_mnist", data_dir)
     candidates = idx_candidates(data_dir, idx_dir)
     for candidate in candidates:
         if has_idx_files(candidate):
             return read_fashion_mnist_idx(candidate)
-    looked = ([] if idx_dir else [tfds_dataset_dir("fashion_mnist", data_dir)]) + [
+    looked = (
+        [] if idx_dir else [_tfds.tfds_dataset_dir("fashion_mnist", data_dir)]
+    ) + [
         c / "train-images-idx3-ubyte.gz (and the 3 other IDX files)" for c in candidates
     ]
     message = missing_message("Fashion-MNIST", data_dir, looked, _steps(data_dir))
     if idx_dir is not None or not (
-        download and tfds_installed() and tensorflow_installed()
+        download and _tfds.tfds_installed() and _tfds.tensorflow_installed()
     ):
         raise DatasetNotFoundError(message)
     try:
-        prepare("fashion_mnist", data_dir)
+        _tfds.prepare("fashion_mnist", data_dir)
     except Exception as error:  # no network, a failed checksum, a full disk, ...
         raise DatasetNotFoundError(
             f"Preparing Fashion-MNIST with tensorflow-datasets failed ({error!r}).\n\n"
             + message
         ) from error
-    return read_split_arrays("fashion_mnist", data_dir)
+    return _tfds.read_split_arrays("fashion_mnist", data_dir)
 
 
 def load_fashion_mnist(
