@@ -207,7 +207,10 @@ def run_one(name, model, tuner, data, args, config) -> tuple[dict, et.TrainResul
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    data = et.load_dataset(args.dataset, **dataset_options(args))
+    try:
+        data = et.load_dataset(args.dataset, **dataset_options(args))
+    except et.DatasetNotFoundError as error:
+        raise SystemExit(str(error)) from None
     model = et.make_model(
         args.model,
         data.input_shape,
