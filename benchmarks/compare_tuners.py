@@ -20,6 +20,7 @@ at a lower sharpness.
 """
 
 import argparse
+import inspect
 import json
 import time
 import warnings
@@ -43,6 +44,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--dataset", default="digits", choices=sorted(et.DATASETS))
     parser.add_argument("--model", default="mlp", choices=sorted(et.MODELS))
+    parser.add_argument(
+        "--width", type=float, default=1.0, help="model width multiplier (default 1)"
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="examples per chunk of the full-batch objective and HVPs "
+        "(default: the model's entry in eqtuners.DEFAULT_CHUNK_SIZES)",
+    )
+    parser.add_argument(
+        "--subset",
+        type=int,
+        default=None,
+        help="class-balanced training subset (the paper's full batch: 4096)",
+    )
+    parser.add_argument(
+        "--data-seed",
+        type=int,
+        default=None,
+        help="the dataset's seed: the subset, the synthetic images, the digits split "
+        "(default: the loader's, 0)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data directory (default: $EQTUNERS_DATA_DIR, else $TFDS_DATA_DIR, "
+        "else ~/tensorflow_datasets)",
+    )
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument(
         "--batch-size",
@@ -64,6 +95,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def dataset_options(args) -> dict:
+    """The loader's keyword arguments from `--subset`, `--data-dir`, `--data-seed`."""
+    accepted = inspect.signature(et.DATASETS[args.dataset]).parameters
+    options = {
+        "subset": args.subset,
+        "data_dir": args.data_dir,
+        "seed": args.data_seed,
+    }
+    options = {k: v for k, v in options.items() if v is not None}
+    for name in options:
+        if name not in accepted:
+            raise SystemExit(
+                f"--{name.replace('_', '-')} does not apply to the dataset "
+                f"{args.dataset!r}."
+            )
+    return options
+
+
 def sweep_fixed_stepsizes(model, data, args) -> list[dict]:
     """Runs GD at every step size of `SWEEP_GRID` for `args.sweep_steps` steps."""
     outcomes = []
@@ -78,6 +127,7 @@ def sweep_fixed_stepsizes(model, data, args) -> list[dict]:
                 key=jax.random.key(args.seed),
                 batch_size=args.batch_size,
                 sharpness_every=None,
+                chunk_size=args.chunk_size,
             )
         loss = result.history["loss"]
         stable = result.diverged_at is None and loss[-1] < loss[0]
@@ -140,6 +190,7 @@ def run_one(name, model, tuner, data, args, config) -> tuple[dict, et.TrainResul
         key=jax.random.key(args.seed),
         batch_size=args.batch_size,
         sharpness_every=args.sharpness_every,
+        chunk_size=args.chunk_size,
         steps_per_call=min(200, args.steps),
         callback=progress,
     )
@@ -157,10 +208,19 @@ def run_one(name, model, tuner, data, args, config) -> tuple[dict, et.TrainResul
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    data = et.load_dataset(args.dataset)
+    try:
+        data = et.load_dataset(args.dataset, **dataset_options(args))
+    except et.DatasetNotFoundError as error:
+        raise SystemExit(str(error)) from None
     model = et.make_model(
-        args.model, data.input_shape, data.num_classes, key=jax.random.key(args.seed)
+        args.model,
+        data.input_shape,
+        data.num_classes,
+        key=jax.random.key(args.seed),
+        width=args.width,
     )
+    if args.chunk_size is None:
+        args.chunk_size = et.DEFAULT_CHUNK_SIZES[args.model]
     args.out.mkdir(parents=True, exist_ok=True)
     print(
         f"{args.dataset}: {data.train_x.shape[0]} training examples; "
@@ -190,6 +250,10 @@ def main(argv=None) -> dict:
     common = {
         "dataset": args.dataset,
         "model": args.model,
+        "width": args.width,
+        "subset": args.subset,
+        "data_seed": args.data_seed,
+        "chunk_size": args.chunk_size,
         "steps": args.steps,
         "batch_size": args.batch_size,
         "weight_decay": 1e-4,

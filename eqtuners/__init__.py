@@ -3,9 +3,24 @@
 from ._data import (
     DATASETS as DATASETS,
     Dataset as Dataset,
+    DatasetNotFoundError as DatasetNotFoundError,
+    load_cifar10 as load_cifar10,
     load_dataset as load_dataset,
+    load_fashion_mnist as load_fashion_mnist,
+    load_synthetic_cifar10 as load_synthetic_cifar10,
+    read_cifar10_binary as read_cifar10_binary,
+    read_fashion_mnist_idx as read_fashion_mnist_idx,
+    read_idx as read_idx,
 )
-from ._models import MLP as MLP, MODELS as MODELS, make_model as make_model
+from ._models import (
+    DEFAULT_CHUNK_SIZES as DEFAULT_CHUNK_SIZES,
+    MLP as MLP,
+    MODELS as MODELS,
+    VGG as VGG,
+    ResNet as ResNet,
+    make_model as make_model,
+    num_parameters as num_parameters,
+)
 from ._objective import (
     data_loss as data_loss,
     objective as objective,

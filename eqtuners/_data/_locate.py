@@ -1,0 +1,46 @@
+"""Where the datasets live on disk, and the error raised when they are not there."""
+
+import os
+from pathlib import Path
+
+from . import _tfds
+
+DATA_DIR_VARIABLE = "EQTUNERS_DATA_DIR"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not on this machine and could not be downloaded.
+
+    The message says every place that was searched and the exact steps to provide the
+    data, online and offline.
+    """
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+    """The data directory: `data_dir` if given, else the environment variable
+    `EQTUNERS_DATA_DIR`, else `TFDS_DATA_DIR` (tensorflow-datasets' own), else
+    `~/tensorflow_datasets` (tensorflow-datasets' default)."""
+    if data_dir is None:
+        data_dir = (
+            os.environ.get(DATA_DIR_VARIABLE)
+            or os.environ.get("TFDS_DATA_DIR")
+            or "~/tensorflow_datasets"
+        )
+    return Path(data_dir).expanduser()
+
+
+def missing_message(name: str, data_dir: Path, looked, steps: str) -> str:
+    """The message of a `DatasetNotFoundError`: the places looked in, the data
+    directory and how it was chosen, which optional packages are installed, and the
+    steps to provide the data."""
+    installed = (
+        f"tensorflow-datasets is {'' if _tfds.tfds_installed() else 'NOT '}installed; "
+        f"TensorFlow is {'' if _tfds.tensorflow_installed() else 'NOT '}installed."
+    )
+    places = "\n".join(f"  - {p}" for p in looked)
+    return (
+        f"The {name} dataset is not on this machine. Looked in:\n{places}\n"
+        f"(data directory {data_dir}: the `data_dir` argument, else "
+        f"${DATA_DIR_VARIABLE}, else $TFDS_DATA_DIR, else ~/tensorflow_datasets; "
+        f"{installed})\n\nTo provide it, do one of:\n{steps}"
+    )

@@ -1,0 +1,186 @@
+"""Fashion-MNIST: 60,000 training and 10,000 test grey images of 28x28, 10 classes.
+
+The second real dataset, at the scale of the stochastic regime (as many training
+images as CIFAR10 has, and more). The loader looks, in order, for
+
+1. the dataset prepared by **tensorflow-datasets** under `DATA_DIR/fashion_mnist/`
+   (read with `tfds.data_source`, without TensorFlow);
+2. the four standard **IDX files** (`train-images-idx3-ubyte.gz`,
+   `train-labels-idx1-ubyte.gz`, `t10k-images-idx3-ubyte.gz`,
+   `t10k-labels-idx1-ubyte.gz`, gzipped or not) in `idx_dir` if given, else in
+   `DATA_DIR`, `DATA_DIR/fashion_mnist/`, `DATA_DIR/downloads/manual/`, and
+   `/usr/share/datasets/fashion-mnist/`, where the Debian package
+   `dataset-fashion-mnist` installs them (so `apt-get install
+   dataset-fashion-mnist` is enough on a machine without pip access to the data);
+3. if `download=True` and TensorFlow is installed, it prepares the dataset with
+   tensorflow-datasets (a 30 MiB download) and reads it as in 1.
+
+Otherwise it raises `DatasetNotFoundError` at once, saying where it looked and how to
+provide the data. Preprocessing, subset and canonical order are those of CIFAR10
+(`eqtuners._data._prepare`); images are `(28, 28, 1)`.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import _tfds
+from ._dataset import Dataset
+from ._locate import (
+    DATA_DIR_VARIABLE,
+    DatasetNotFoundError,
+    missing_message,
+    resolve_data_dir,
+)
+from ._prepare import canonical_order, prepare_images
+from .idx import read_idx
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+SYSTEM_IDX_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
+IDX_URL = "https://github.com/zalandoresearch/fashion-mnist (data/fashion/)"
+
+
+def _idx_path(directory: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def has_idx_files(directory: str | os.PathLike) -> bool:
+    """Whether `directory` holds the four Fashion-MNIST IDX files."""
+    directory = Path(directory)
+    stems = [s for pair in IDX_FILES.values() for s in pair]
+    return all(_idx_path(directory, s) is not None for s in stems)
+
+
+def read_fashion_mnist_idx(directory: str | os.PathLike) -> dict[str, tuple]:
+    """Reads the four Fashion-MNIST IDX files of `directory` (gzipped or not).
+
+    **Returns:** `{"train": (images, labels), "test": (images, labels)}` with uint8
+    images `(n, 28, 28, 1)` and int64 labels.
+
+    **Raises:** `FileNotFoundError` naming a missing file; `ValueError` when a file
+    is not IDX or images and labels disagree.
+    """
+    directory = Path(directory)
+    splits = {}
+    for split, (image_stem, label_stem) in IDX_FILES.items():
+        paths = [_idx_path(directory, s) for s in (image_stem, label_stem)]
+        for stem, path in zip((image_stem, label_stem), paths):
+            if path is None:
+                raise FileNotFoundError(f"No {stem}(.gz) in {directory}.")
+        images, labels = read_idx(paths[0]), read_idx(paths[1])
+        if images.ndim != 3 or labels.shape != (images.shape[0],):
+            raise ValueError(
+                f"{paths[0]} and {paths[1]} must hold n images (n, rows, columns) "
+                f"and n labels, got shapes {images.shape} and {labels.shape}."
+            )
+        splits[split] = (images[..., None].astype(np.uint8), labels.astype(np.int64))
+    return splits
+
+
+def idx_candidates(data_dir: Path, idx_dir) -> list[Path]:
+    """The folders where `load_fashion_mnist` looks for the IDX files."""
+    if idx_dir is not None:
+        return [Path(idx_dir).expanduser()]
+    return [
+        data_dir,
+        data_dir / "fashion_mnist",
+        data_dir / "downloads" / "manual",
+        *SYSTEM_IDX_DIRS,
+    ]
+
+
+def _steps(data_dir: Path) -> str:
+    return (
+        "  1. With a network: pip install 'eqtuners[prepare]' (tensorflow-datasets "
+        "and TensorFlow), then\n"
+        f"       tfds build fashion_mnist --data_dir={data_dir} "
+        "--file_format=array_record\n"
+        "     or call the loader again with download=True.\n"
+        "  2. Offline, on Debian or Ubuntu: apt-get install dataset-fashion-mnist "
+        "(installs the IDX files in /usr/share/datasets/fashion-mnist/, found "
+        "there).\n"
+        "  3. Offline, by hand: copy the four files train-images-idx3-ubyte.gz, "
+        "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
+        f"t10k-labels-idx1-ubyte.gz ({IDX_URL}) into\n"
+        f"       {data_dir / 'fashion_mnist'}\n"
+        "     or any folder passed as idx_dir=...; no TensorFlow needed.\n"
+        f"  4. Point the loader at another directory with data_dir=... or "
+        f"${DATA_DIR_VARIABLE}."
+    )
+
+
+def _read_fashion_mnist(data_dir: Path, idx_dir, download: bool) -> dict:
+    if idx_dir is None and _tfds.is_prepared("fashion_mnist", data_dir):
+        return _tfds.read_split_arrays("fashion_mnist", data_dir)
+    candidates = idx_candidates(data_dir, idx_dir)
+    for candidate in candidates:
+        if has_idx_files(candidate):
+            return read_fashion_mnist_idx(candidate)
+    looked = (
+        [] if idx_dir else [_tfds.tfds_dataset_dir("fashion_mnist", data_dir)]
+    ) + [
+        c / "train-images-idx3-ubyte.gz (and the 3 other IDX files)" for c in candidates
+    ]
+    message = missing_message("Fashion-MNIST", data_dir, looked, _steps(data_dir))
+    if idx_dir is not None or not (
+        download and _tfds.tfds_installed() and _tfds.tensorflow_installed()
+    ):
+        raise DatasetNotFoundError(message)
+    try:
+        _tfds.prepare("fashion_mnist", data_dir)
+    except Exception as error:  # no network, a failed checksum, a full disk, ...
+        raise DatasetNotFoundError(
+            f"Preparing Fashion-MNIST with tensorflow-datasets failed ({error!r}).\n\n"
+            + message
+        ) from error
+    return _tfds.read_split_arrays("fashion_mnist", data_dir)
+
+
+def load_fashion_mnist(
+    *,
+    data_dir: str | os.PathLike | None = None,
+    idx_dir: str | os.PathLike | None = None,
+    subset: int | None = None,
+    seed: int = 0,
+    download: bool = True,
+) -> Dataset:
+    """Fashion-MNIST, scaled to [0, 1] and standardised (one channel).
+
+    **Arguments:**
+
+    - `data_dir`: the data directory (default: `$EQTUNERS_DATA_DIR`, else
+      `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`).
+    - `idx_dir`: a folder holding the four IDX files; when given, only that folder
+      is read.
+    - `subset`: `None` for all 60,000 training images, or the size of a
+      class-balanced subset fixed by `seed`.
+    - `seed`: fixes the subset.
+    - `download`: when the data are missing, prepare them with tensorflow-datasets
+      (needs TensorFlow and a network); when that is impossible the loader fails at
+      once with `DatasetNotFoundError`.
+
+    **Returns:** a `Dataset` named `"fashion_mnist"` with images `(n, 28, 28, 1)`.
+
+    **Raises:** `DatasetNotFoundError` (a `FileNotFoundError`) with the places looked
+    in and the steps to provide the data.
+    """
+    data_dir = resolve_data_dir(data_dir)
+    splits = _read_fashion_mnist(data_dir, idx_dir, download)
+    train_images, train_labels = splits["train"]
+    order = canonical_order(train_images, train_labels)
+    return prepare_images(
+        train_images[order],
+        train_labels[order],
+        *splits["test"],
+        num_classes=10,
+        name="fashion_mnist",
+        subset=subset,
+        seed=seed,
+    )
