@@ -1,3 +1,4 @@
+import functools
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -23,22 +24,46 @@ class LanczosResult(NamedTuple):
     betas: Float[Array, " steps"]
 
 
+def _by_block(size, steps: int, fn):
+    """`fn(block)` for the smallest of the block sizes 8, 16, 32, 64, `steps` (those
+    below `steps`) that holds `size`, chosen at run time by `lax.switch`.
+
+    The Lanczos basis and tridiagonal matrix have a fixed size, `steps`, but at step
+    `m` only the leading `m` rows are in use: working on a leading block keeps the
+    shapes fixed while the early steps (and the whole of a warm-started run) cost in
+    proportion to what is in use rather than to `steps`.
+    """
+    blocks = [b for b in (8, 16, 32, 64) if b < steps] + [steps]
+    which = jnp.searchsorted(jnp.array(blocks), size)  # the first block >= size
+    return lax.switch(which, [functools.partial(fn, b) for b in blocks])
+
+
 def _ritz_pairs(alphas, betas, size):
     """Eigenpairs of the leading `size` x `size` block of the tridiagonal matrix,
-    largest first, from a fixed-shape `eigh`.
+    largest first, padded to the shape of the whole matrix.
 
-    The unused diagonal entries are set below every eigenvalue of the block (below
-    its Gershgorin bound) and decoupled, so the first `size` eigenpairs are the
-    block's, with zero components past `size`.
+    `eigh` runs on a leading block that holds `size` (`_by_block`). In the block, the
+    unused diagonal entries are set below every eigenvalue of the leading `size` x
+    `size` part (below its Gershgorin bound) and decoupled, so the first `size`
+    eigenpairs are that part's, with zero components past `size`.
     """
-    index = jnp.arange(alphas.shape[0])
+    steps = alphas.shape[0]
+    index = jnp.arange(steps)
     diagonal = jnp.where(index < size, alphas, 0)
     off = jnp.where(index < size - 1, betas, 0)
-    bound = jnp.max(jnp.abs(diagonal)) + 2 * jnp.max(off)
-    diagonal = jnp.where(index < size, alphas, -2 * bound - 1)
-    tridiagonal = jnp.diag(diagonal) + jnp.diag(off[:-1], 1) + jnp.diag(off[:-1], -1)
-    values, vectors = jnp.linalg.eigh(tridiagonal)
-    return values[::-1], vectors[:, ::-1]
+    low = -2 * (jnp.max(jnp.abs(diagonal)) + 2 * jnp.max(off)) - 1
+    diagonal = jnp.where(index < size, alphas, low)
+
+    def ritz(block):
+        d, e = diagonal[:block], off[: block - 1]
+        values, vectors = jnp.linalg.eigh(
+            jnp.diag(d) + jnp.diag(e, 1) + jnp.diag(e, -1)
+        )
+        padded_values = jnp.full(steps, low, values.dtype).at[:block].set(values[::-1])
+        padded_vectors = jnp.zeros((steps, steps), vectors.dtype)
+        return padded_values, padded_vectors.at[:block, :block].set(vectors[:, ::-1])
+
+    return _by_block(size, steps, ritz)
 
 
 def lanczos(matvec, start, *, max_steps: int, tol, k: int = 1) -> LanczosResult:
@@ -63,10 +88,15 @@ def lanczos(matvec, start, *, max_steps: int, tol, k: int = 1) -> LanczosResult:
         q = basis[j]
         w = matvec(q)
         alpha = jnp.dot(q, w)
-        # Classical Gram-Schmidt against the whole basis, twice ("twice is enough");
-        # rows past j are zero. This also removes alpha q_j and beta_{j-1} q_{j-1}.
-        w = w - basis.T @ (basis @ w)
-        w = w - basis.T @ (basis @ w)
+        # Classical Gram-Schmidt against the basis, twice ("twice is enough"); rows
+        # past j are zero. This also removes alpha q_j and beta_{j-1} q_{j-1}.
+
+        def orthogonalise(block, w):
+            used = basis[:block]
+            w = w - used.T @ (used @ w)
+            return w - used.T @ (used @ w)
+
+        w = _by_block(j + 1, steps, lambda block: orthogonalise(block, w))
         beta = jnp.linalg.norm(w)
         alphas, betas = alphas.at[j].set(alpha), betas.at[j].set(beta)
         size = j + 1
