@@ -546,10 +546,10 @@ def main(argv=None) -> dict:
             "  one Hessian-vector product costs "
             f"{summary['overhead']['hvp_over_gradient']:.2f} gradient evaluations"
         )
+    run.finish("completed", summary)
     (args.out / "table.json").write_text(
         json.dumps({"config": config, "meta": run.meta, **summary}, indent=2) + "\n"
     )
-    run.finish("completed", summary)
     return summary
 
 

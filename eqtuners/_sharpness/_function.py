@@ -79,7 +79,7 @@ def sharpness(
         raise ValueError(
             f"`method` must be one of {METHODS} or an estimator, got {method!r}."
         )
-    if method == "directional":
+    if isinstance(method, str) and method == "directional":
         if tol is not None or max_iters is not None or k is not None:
             raise ValueError(
                 "`tol`, `max_iters` and `k` do not apply to method='directional'."
