@@ -28,6 +28,10 @@ from ._objective import (
     weight_penalty as weight_penalty,
 )
 from ._sharpness import (
+    AbstractSharpnessEstimator as AbstractSharpnessEstimator,
+    Lanczos as Lanczos,
+    PowerIteration as PowerIteration,
+    SharpnessState as SharpnessState,
     hessian_vector_product as hessian_vector_product,
     sharpness as sharpness,
 )

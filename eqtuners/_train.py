@@ -2,10 +2,14 @@
 
 Each step draws a batch, computes the objective and its gradient on it, asks the tuner
 for a step size (the tuner's `fn` is the objective on the *same* batch), moves the
-parameters, and records one row of measurements. Every `sharpness_every` steps, under
-`lax.cond`, it also measures the full-batch training objective and the sharpness at
-the parameters *before* the step, so `stepsize * sharpness` on a row pairs the step
-size with the curvature it was applied to.
+parameters, and records one row of measurements. Every `sharpness_every` steps (and
+every step inside an optional window, `sharpness_zoom`), under `lax.cond`, it also
+measures the full-batch training objective, the sharpness with the chosen estimator
+and the curvature along the step's gradient, at the parameters *before* the step, so
+`stepsize * sharpness` on a row pairs the step size with the curvature it was
+applied to. The estimator's state (the last top eigenvector and estimate) is part of
+the scan's carry, so a warm-started estimator starts each measurement from the
+previous eigenvector and needs only a few Hessian-vector products.
 
 The run is cut into calls of `steps_per_call` steps to the same compiled `lax.scan`.
 Between calls the host collects the rows (and hands them to `callback`), so a long run
@@ -28,7 +32,12 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from ._data import Dataset
 from ._objective import objective
-from ._sharpness import sharpness
+from ._sharpness import (
+    AbstractSharpnessEstimator,
+    SharpnessState,
+    directional_curvature,
+    make_estimator,
+)
 from ._tree import tree_axpy, tree_dot
 from ._tuners import AbstractTuner
 from ._validation import checked_float
@@ -45,6 +54,8 @@ LOOP_KEYS = (
     "sharpness",
     "stepsize_x_sharpness",
     "sharpness_num_hvps",
+    "sharpness_residual",
+    "directional_curvature",
 )
 
 
@@ -55,9 +66,16 @@ class TrainResult:
     - `model`: the model after the last step run.
     - `history`: one row per step, as a dict of NumPy arrays keyed by `LOOP_KEYS` and
       the tuner's `info` keys. `loss` is the objective on the step's batch at the
-      parameters before the step; `train_loss`, `sharpness`, `stepsize_x_sharpness`
-      and `sharpness_num_hvps` are NaN on rows where they were not measured.
+      parameters before the step; `train_loss`, `sharpness`, `stepsize_x_sharpness`,
+      `sharpness_num_hvps` (the estimator's Hessian-vector products),
+      `sharpness_residual` (`||Hv - sharpness v||` for the estimated eigenvector
+      `v`) and `directional_curvature` (`g^T H g / ||g||^2` for the step's gradient
+      `g` and the Hessian `H` of the sharpness measurement set; one more product) are
+      NaN on rows where they were not measured. An estimator with `k > 1` adds
+      `eigenvalue_2`, ..., `eigenvalue_k`.
     - `tuner_state`: the tuner's state after the last step.
+    - `sharpness_state`: the sharpness tracker's state after the last step (the last
+      eigenvector and estimate).
     - `diverged_at`: the first step whose loss was NaN or infinite, or `None`. The run
       stops at the end of the call in which that happened, and `history` ends at that
       step.
@@ -66,6 +84,7 @@ class TrainResult:
     model: eqx.Module
     history: History
     tuner_state: PyTree
+    sharpness_state: SharpnessState
     diverged_at: int | None
 
 
@@ -74,9 +93,8 @@ class _Settings(eqx.Module):
 
     batch_size: int | None
     track_sharpness: bool
+    track_directional: bool
     chunk_size: int | None
-    sharpness_tol: float
-    sharpness_max_iters: int
     steps_per_call: int
 
 
@@ -99,11 +117,11 @@ def _next_batch(settings, x, y, order, key):
     return (x[chosen], y[chosen]), (permutation, index + 1)
 
 
-def _step_rows_and_carry(settings, static, tuner, data, hyper, carry):
+def _step_rows_and_carry(settings, static, tuner, estimator, data, hyper, carry):
     """One step of the loop: returns the new carry and the step's row."""
     x, y, sharp_x, sharp_y = data
-    weight_decay, sharpness_every, num_steps = hyper
-    params, tuner_state, order, key, step = carry
+    weight_decay, sharpness_every, zoom, num_steps = hyper
+    params, tuner_state, tracker, order, key, step = carry
     key, batch_key, sharpness_key = jax.random.split(key, 3)
 
     def objective_on(bx, by):
@@ -119,53 +137,63 @@ def _step_rows_and_carry(settings, static, tuner, data, hyper, carry):
     fn = objective_on(bx, by)
     value, grad = jax.value_and_grad(fn)(params)
     stepsize, tuner_state, info = tuner.step(fn, params, value, grad, tuner_state)
+    nan = jnp.full((), jnp.nan, value.dtype)
 
     def measure():
         if settings.batch_size is None:
             train_loss = value
         else:
             train_loss = objective_on(x, y)(params)
-        estimate, sharpness_info = sharpness(
-            objective_on(sharp_x, sharp_y),
-            params,
-            key=sharpness_key,
-            tol=settings.sharpness_tol,
-            max_iters=settings.sharpness_max_iters,
+        sharp_fn = objective_on(sharp_x, sharp_y)
+        estimate, new_tracker, sharpness_info = estimator.update(
+            sharp_fn, params, tracker, sharpness_key
         )
-        num_hvps = sharpness_info["num_hvps"].astype(estimate.dtype)
-        return train_loss, estimate, num_hvps
+        if settings.track_directional:
+            curvature = directional_curvature(sharp_fn, params, grad)[0]
+        else:
+            curvature = nan
+        measured = {
+            "train_loss": train_loss,
+            "sharpness": estimate,
+            "sharpness_num_hvps": sharpness_info["num_hvps"],
+            "sharpness_residual": sharpness_info["residual"],
+            "directional_curvature": curvature,
+        }
+        for i, eigenvalue in enumerate(sharpness_info["top_k"][1:]):
+            measured[f"eigenvalue_{i + 2}"] = eigenvalue
+        return jax.tree.map(lambda v: v.astype(value.dtype), measured), new_tracker
 
     def skip_measure():
-        nan = jnp.full((), jnp.nan, value.dtype)
-        return nan, nan, nan
+        return jax.tree.map(lambda _: nan, jax.eval_shape(measure)[0]), tracker
 
     if settings.track_sharpness:
-        scheduled = step % sharpness_every == 0
-        train_loss, estimate, num_hvps = lax.cond(scheduled, measure, skip_measure)
+        start, stop = zoom
+        scheduled = (step % sharpness_every == 0) | ((start <= step) & (step < stop))
+        measured, tracker = lax.cond(scheduled, measure, skip_measure)
     else:
-        train_loss, estimate, num_hvps = skip_measure()
+        measured, tracker = skip_measure()
     row = {
         "step": step,
         "loss": value,
         "grad_sq_norm": tree_dot(grad, grad),
         "stepsize": stepsize,
-        "train_loss": train_loss,
-        "sharpness": estimate,
-        "stepsize_x_sharpness": stepsize * estimate,
-        "sharpness_num_hvps": num_hvps,
+        **measured,
+        "stepsize_x_sharpness": stepsize * measured["sharpness"],
         **info,
     }
     params = tree_axpy(-stepsize, grad, params)
-    return (params, tuner_state, order, key, step + 1), row
+    return (params, tuner_state, tracker, order, key, step + 1), row
 
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts compiles; tests read the count
-def _run_call(settings, static, tuner, data, hyper, carry):
-    num_steps = hyper[2]
+def _run_call(settings, static, tuner, estimator, data, hyper, carry):
+    num_steps = hyper[-1]
 
     def active(carry):
-        return _step_rows_and_carry(settings, static, tuner, data, hyper, carry)
+        return _step_rows_and_carry(
+            settings, static, tuner, estimator, data, hyper, carry
+        )
 
     row_shapes = jax.eval_shape(active, carry)[1]
 
@@ -187,6 +215,22 @@ def _check_count(name, value, *, allow_none=False, upper=None):
         raise ValueError(f"`{name}` must be at most {upper}, got {value}.")
 
 
+def _zoom(zoom):
+    """`sharpness_zoom` as arrays `(start, stop)`; `(0, 0)` (no window) for `None`."""
+    if zoom is None:
+        return jnp.asarray(0), jnp.asarray(0)
+    if (
+        not isinstance(zoom, tuple | list)
+        or len(zoom) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) for v in zoom)
+        or not 0 <= zoom[0] <= zoom[1]
+    ):
+        raise ValueError(
+            f"`sharpness_zoom` must be a pair of ints 0 <= start <= stop, got {zoom!r}."
+        )
+    return jnp.asarray(zoom[0]), jnp.asarray(zoom[1])
+
+
 def train(
     model: eqx.Module,
     tuner: AbstractTuner,
@@ -197,10 +241,13 @@ def train(
     batch_size: int | None = None,
     sharpness_every: int | None = 50,
     sharpness_examples: int | None = None,
+    sharpness_method: str | AbstractSharpnessEstimator = "power",
+    sharpness_zoom: tuple[int, int] | None = None,
+    sharpness_tol: float | None = None,
+    sharpness_max_iters: int | None = None,
+    track_directional_curvature: bool = True,
     weight_decay=1e-4,
     chunk_size: int | None = None,
-    sharpness_tol: float = 1e-3,
-    sharpness_max_iters: int = 1000,
     steps_per_call: int = 100,
     callback: Callable[[History], None] | None = None,
 ) -> TrainResult:
@@ -219,15 +266,28 @@ def train(
       step), or the mini-batch size: batches are drawn without replacement within an
       epoch (the last `n % batch_size` examples of each shuffle are left out) and the
       order is reshuffled every epoch.
-    - `sharpness_every`: measure the sharpness and the full-batch training objective
-      every this many steps (from step 0); `None` never measures.
+    - `sharpness_every`: measure the sharpness, the directional curvature and the
+      full-batch training objective every this many steps (from step 0); `None`
+      never measures.
     - `sharpness_examples`: measure the sharpness on the first this many training
       examples (`None`: all of them).
+    - `sharpness_method`: the estimator: `"power"` (the paper's power iteration,
+      from a random direction at every measurement; the default), `"lanczos"`
+      (`Lanczos()`: warm-started from the previous eigenvector, relative residual
+      1e-3, at most 100 products), or an estimator such as `PowerIteration(...)` or
+      `Lanczos(max_steps=..., tol=..., k=..., warm_start=...)`.
+    - `sharpness_zoom`: `(start, stop)`: also measure at every step in `[start,
+      stop)`, to follow the sharpness closely over a short stretch (the paper's
+      Figure 6); with a warm-started estimator each such measurement costs a few
+      products.
+    - `sharpness_tol`, `sharpness_max_iters`: the stopping rule of a method given by
+      name (for `"power"`, the paper's 1e-3 relative change and 1000 products; for
+      `"lanczos"`, 1e-3 relative residual and 100 products).
+    - `track_directional_curvature`: whether measurements include the curvature
+      along the step's gradient (one Hessian-vector product each).
     - `weight_decay`: the objective's weight decay, >= 0 (the paper: 1e-4).
     - `chunk_size`: evaluate the objective over this many examples at a time, to bound
       memory (`None`: all at once).
-    - `sharpness_tol`, `sharpness_max_iters`: the power iteration's stopping rule
-      (the paper: 1e-3 relative change, 1000 products).
     - `steps_per_call`: steps per call of the compiled scan; rows reach the host and
       `callback` after each call.
     - `callback`: called after each call with that call's rows (a `History`).
@@ -251,9 +311,18 @@ def train(
         "sharpness_examples", sharpness_examples, allow_none=True, upper=num_examples
     )
     _check_count("chunk_size", chunk_size, allow_none=True)
-    _check_count("sharpness_max_iters", sharpness_max_iters)
     _check_count("steps_per_call", steps_per_call)
-    checked_float("sharpness_tol", sharpness_tol, lower=0.0)
+    if sharpness_method == "directional":
+        raise ValueError(
+            "`sharpness_method` must be 'power', 'lanczos' or an estimator."
+        )
+    estimator = make_estimator(
+        sharpness_method,
+        tol=sharpness_tol,
+        max_iters=sharpness_max_iters,
+        prefix="sharpness_",
+    )
+    zoom = _zoom(sharpness_zoom)
     weight_decay = checked_float(
         "weight_decay", weight_decay, lower=0.0, lower_open=False
     )
@@ -261,9 +330,8 @@ def train(
     settings = _Settings(
         batch_size=batch_size,
         track_sharpness=sharpness_every is not None,
+        track_directional=bool(track_directional_curvature),
         chunk_size=chunk_size,
-        sharpness_tol=float(sharpness_tol),
-        sharpness_max_iters=sharpness_max_iters,
         steps_per_call=steps_per_call,
     )
     params, static = eqx.partition(model, eqx.is_inexact_array)
@@ -271,19 +339,21 @@ def train(
     hyper = (
         weight_decay,
         jnp.asarray(sharpness_every or 1),
+        zoom,
         jnp.asarray(num_steps),
     )
     if batch_size is None:
         order = None
     else:  # an epoch that has just ended, so the first step shuffles
         order = (jnp.arange(num_examples), jnp.asarray(num_examples // batch_size))
-    carry = (params, tuner.init(params), order, key, jnp.asarray(0))
+    tracker = estimator.init(params)
+    carry = (params, tuner.init(params), tracker, order, key, jnp.asarray(0))
 
     chunks = []
     diverged_at = None
     for first in range(0, num_steps, steps_per_call):
         data = (x, y, sharp_x, sharp_y)
-        carry, rows = _run_call(settings, static, tuner, data, hyper, carry)
+        carry, rows = _run_call(settings, static, tuner, estimator, data, hyper, carry)
         rows = {k: np.asarray(v) for k, v in rows.items()}
         done = first + np.arange(steps_per_call) < num_steps
         bad = np.flatnonzero(done & ~np.isfinite(rows["loss"]))
@@ -309,5 +379,6 @@ def train(
         model=eqx.combine(carry[0], static),
         history=history,
         tuner_state=carry[1],
+        sharpness_state=carry[2],
         diverged_at=diverged_at,
     )

@@ -6,8 +6,9 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import eqtuners as et
+from eqtuners._tree import tree_dot, tree_dtype
 
-from .helpers import quadratic, random_quadratic
+from .helpers import quadratic, random_quadratic, tree_allclose
 
 
 def dense_eigenvalues(fn, params):
@@ -58,13 +59,16 @@ def test_power_iteration_stops_at_max_iters(x64):
     assert int(info["num_hvps"]) == 17 and not info["converged"]
 
 
-def tiny_problem():
-    """A one-hidden-layer MLP on 8 random features (162 parameters), in float64."""
+def tiny_problem(chunk_size=None):
+    """A one-hidden-layer MLP on 8 random features (162 parameters), in float64 under
+    the `x64` fixture."""
     model = et.MLP(8, 10, (8,), key=jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (32, 8))
     y = jax.random.randint(jax.random.key(2), (32,), 0, 10)
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    return params, lambda p: et.objective(eqx.combine(p, static), x, y)
+    return params, lambda p: et.objective(
+        eqx.combine(p, static), x, y, chunk_size=chunk_size
+    )
 
 
 def test_hessian_vector_product_matches_the_dense_hessian(x64):
@@ -90,3 +94,242 @@ def test_sharpness_of_a_tiny_mlp_matches_the_dense_hessian(x64):
 def test_sharpness_of_a_zero_hessian_is_zero():
     estimate, info = et.sharpness(lambda w: jnp.sum(w), jnp.ones(3))
     assert float(estimate) == 0.0 and info["converged"]
+
+
+# --- The paper's estimator, bit for bit --------------------------------------------
+
+
+def papers_power_iteration(fn, params, key, tol=1e-3, max_iters=1000):
+    """`et.sharpness` as first written (commit 8ba3bbe), kept to check that the
+    default estimator still computes exactly the same numbers."""
+
+    def normalise(vector):
+        norm = jnp.sqrt(tree_dot(vector, vector))
+        return jax.tree.map(lambda x: x / jnp.where(norm > 0, norm, 1), vector)
+
+    zero = jnp.zeros((), tree_dtype(params))
+
+    def not_converged(estimate, previous):
+        return ~(jnp.abs(estimate - previous) <= tol * jnp.abs(estimate))
+
+    def keep_going(carry):
+        k, _, estimate, previous = carry
+        return (k == 0) | ((k < max_iters) & not_converged(estimate, previous))
+
+    def iterate(carry):
+        k, vector, estimate, _ = carry
+        product = et.hessian_vector_product(fn, params, vector)
+        return k + 1, normalise(product), tree_dot(vector, product), estimate
+
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    noise = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+    init = (jnp.array(0), normalise(jax.tree.unflatten(treedef, noise)), zero, zero)
+    num_hvps, _, estimate, _ = jax.lax.while_loop(keep_going, iterate, init)
+    return estimate, num_hvps
+
+
+def test_the_default_is_the_papers_power_iteration_bit_for_bit():
+    params, fn = tiny_problem()  # float32, as in training
+    key = jax.random.key(3)
+    estimate, info = et.sharpness(fn, params, key=key)
+    expected, num_hvps = papers_power_iteration(fn, params, key)
+    assert np.asarray(estimate).tobytes() == np.asarray(expected).tobytes()
+    assert int(info["num_hvps"]) == int(num_hvps) > 2
+
+
+# --- Lanczos on random symmetric matrices with known spectra ------------------------
+
+DIM = 40
+
+
+def spectrum(top, low, high):
+    """`top` followed by eigenvalues uniform in [low, high], DIM in all."""
+    rest = np.random.default_rng(0).uniform(low, high, DIM - len(top))
+    return np.concatenate([top, rest])
+
+
+SPECTRA = {
+    "separated": spectrum([10.0, 5.0, 3.0], 0.0, 1.0),
+    "large_scale": spectrum([1e3, 2.0, 1.5], 0.0, 1.0),
+    "clustered_top": spectrum([100.0, 99.9, 99.8], -1.0, 1.0),
+    # Negative eigenvalues larger in magnitude than the top positive one.
+    "negative_dominant": spectrum([3.0, 1.0, 0.9, -8.0, -20.0], -0.5, 0.5),
+    "indefinite": spectrum([4.0, 3.0, -3.5, -3.9], -2.0, 2.0),
+}
+
+
+@jax.jit
+def lanczos_on_quadratic(matrix, key, tol):
+    """Lanczos (k = 3, one compile for all the tests) on `1/2 w^T A w`."""
+    fn = quadratic(matrix, jnp.zeros(DIM, matrix.dtype))
+    method = et.Lanczos(max_steps=DIM, tol=tol, k=3)
+    return et.sharpness(fn, jnp.zeros(DIM, matrix.dtype), method=method, key=key)
+
+
+@pytest.mark.parametrize("name", sorted(SPECTRA))
+def test_lanczos_finds_the_top_eigenvalues_of_known_spectra(x64, name):
+    eigenvalues = SPECTRA[name]
+    matrix, _ = random_quadratic(3, DIM, eigenvalues)
+    top3 = np.sort(eigenvalues)[::-1][:3]
+    for seed in range(2):
+        key = jax.random.key(seed)
+        # Tight: the three largest (algebraic) eigenvalues.
+        estimate, info = lanczos_on_quadratic(matrix, key, 1e-10)
+        np.testing.assert_allclose(info["top_k"], top3, rtol=1e-8, atol=1e-10)
+        assert float(estimate) == info["top_k"][0] and info["converged"]
+        # The default tolerance on the residual bounds the relative error.
+        estimate, info = lanczos_on_quadratic(matrix, key, 1e-3)
+        assert info["converged"] and int(info["num_hvps"]) < DIM
+        assert float(estimate) <= top3[0] + 1e-12  # a Ritz value
+        assert top3[0] - float(estimate) <= 1e-3 * abs(top3[0])
+        # The free residual |beta_m s_m| is the explicit ||Hv - lambda v||.
+        v = np.asarray(info["eigenvector"])
+        assert np.all(np.isfinite(v)) and np.linalg.norm(v) == pytest.approx(1.0)
+        explicit = np.linalg.norm(matrix @ v - float(estimate) * v)
+        assert float(info["residual"]) <= 1e-3 * abs(float(estimate))
+        np.testing.assert_allclose(info["residual"], explicit, rtol=1e-6, atol=1e-12)
+
+
+def test_lanczos_finds_the_largest_and_power_iteration_the_largest_magnitude(x64):
+    matrix, vector = random_quadratic(3, DIM, SPECTRA["negative_dominant"])
+    power, _ = et.sharpness(quadratic(matrix, vector), jnp.zeros(DIM), tol=1e-10)
+    lanczos, _ = lanczos_on_quadratic(matrix, jax.random.key(0), 1e-3)
+    assert float(power) == pytest.approx(-20.0, rel=1e-6)
+    assert float(lanczos) == pytest.approx(3.0, rel=1e-3)
+
+
+def test_lanczos_breaks_down_on_an_invariant_subspace_without_nans(x64):
+    # Rank one: the Krylov space is invariant after two products.
+    matrix, _ = random_quadratic(3, DIM, np.array([7.0] + [0.0] * (DIM - 1)))
+    estimate, info = lanczos_on_quadratic(matrix, jax.random.key(0), 0.0)
+    assert float(estimate) == pytest.approx(7.0, rel=1e-12)
+    assert int(info["num_hvps"]) == 2 and info["converged"]
+    assert info["top_k"][1] == pytest.approx(0.0, abs=1e-10)
+    assert np.isnan(info["top_k"][2])  # no third eigenvalue in an invariant plane
+    assert np.all(np.isfinite(info["eigenvector"])) and np.isfinite(info["residual"])
+    # A zero Hessian: one product.
+    estimate, info = lanczos_on_quadratic(jnp.zeros((DIM, DIM)), jax.random.key(0), 0.0)
+    assert float(estimate) == 0.0 and info["converged"]
+    assert int(info["num_hvps"]) == 1 and np.isnan(info["top_k"][1])
+    assert np.all(np.isfinite(info["eigenvector"])) and info["residual"] == 0
+    # Fewer parameters than steps: the basis has one vector per parameter.
+    matrix, vector = random_quadratic(1, 6, np.array([4.0, 3.0, 2.0, 1.0, 0.0, -1.0]))
+    fn = quadratic(matrix, vector)
+    _, info = et.sharpness(fn, jnp.zeros(6), method="lanczos", k=6, tol=0.0)
+    np.testing.assert_allclose(info["top_k"], [4, 3, 2, 1, 0, -1], atol=1e-10)
+    assert int(info["num_hvps"]) == 6
+
+
+def test_lanczos_stops_at_max_steps(x64):
+    matrix, vector = random_quadratic(3, DIM, SPECTRA["clustered_top"])
+    fn = quadratic(matrix, vector)
+    _, info = et.sharpness(fn, jnp.zeros(DIM), method="lanczos", max_iters=3, tol=0.0)
+    assert int(info["num_hvps"]) == 3 and not info["converged"]
+
+
+# --- Lanczos on a small model, against the dense Hessian ----------------------------
+
+
+@eqx.filter_jit
+def lanczos_on_tiny_problem(init, tol, chunk_size=None):
+    params, fn = tiny_problem(chunk_size)
+    method = et.Lanczos(max_steps=40, tol=tol, k=3)
+    return et.sharpness(fn, params, method=method, init=init)
+
+
+def test_lanczos_of_a_tiny_mlp_matches_the_dense_hessian(x64):
+    params, fn = tiny_problem()
+    flat, unravel = ravel_pytree(params)
+    hessian = dense_hessian(fn, unravel, flat)
+    eigenvalues = np.linalg.eigvalsh(hessian)[::-1]
+    start = jax.tree.map(jnp.ones_like, params)
+    _, info = lanczos_on_tiny_problem(start, 1e-9)
+    np.testing.assert_allclose(info["top_k"], eigenvalues[:3], rtol=1e-7)
+    estimate, info = lanczos_on_tiny_problem(start, 1e-3)
+    assert info["converged"] and int(info["num_hvps"]) < 40
+    assert abs(float(estimate) - eigenvalues[0]) <= 1e-3 * eigenvalues[0]
+    v, _ = ravel_pytree(info["eigenvector"])
+    explicit = np.linalg.norm(hessian @ v - float(estimate) * v)
+    np.testing.assert_allclose(info["residual"], explicit, rtol=1e-5)
+
+
+def test_warm_start_from_the_exact_eigenvector_converges_at_once(x64):
+    params, fn = tiny_problem()
+    flat, unravel = ravel_pytree(params)
+    values, vectors = np.linalg.eigh(dense_hessian(fn, unravel, flat))
+    top = unravel(jnp.asarray(vectors[:, -1]))
+    estimate, info = lanczos_on_tiny_problem(top, 1e-3)
+    assert int(info["num_hvps"]) == 1
+    assert float(estimate) == pytest.approx(values[-1], rel=1e-10)
+    # A nearby start (the eigenvector, slightly perturbed) beats a random one.
+    other = unravel(jnp.asarray(vectors[:, 0] + vectors[:, 1]))
+    near = jax.tree.map(lambda a, b: a + 1e-3 * b, top, other)
+    _, warm = lanczos_on_tiny_problem(near, 1e-6)
+    _, cold = lanczos_on_tiny_problem(
+        et.hessian_vector_product(fn, params, params), 1e-6
+    )
+    assert int(warm["num_hvps"]) < int(cold["num_hvps"])
+    # Power iteration from the eigenvector: two products, the first change it sees.
+    _, info = et.sharpness(fn, params, init=top)
+    assert int(info["num_hvps"]) == 2
+
+
+def test_chunked_and_unchunked_products_agree(x64):
+    params, whole = tiny_problem()
+    _, chunked = tiny_problem(chunk_size=5)  # 32 = 6 * 5 + 2 examples
+    a = et.hessian_vector_product(whole, params, params)
+    b = et.hessian_vector_product(chunked, params, params)
+    assert tree_allclose(a, b, rtol=1e-10, atol=1e-12)
+    start = jax.tree.map(jnp.ones_like, params)
+    estimate, _ = lanczos_on_tiny_problem(start, 1e-6)
+    estimate_chunked, _ = lanczos_on_tiny_problem(start, 1e-6, 5)
+    assert float(estimate_chunked) == pytest.approx(float(estimate), rel=1e-10)
+
+
+def test_directional_curvature_matches_the_dense_hessian(x64):
+    params, fn = tiny_problem()
+    flat, unravel = ravel_pytree(params)
+    hessian = dense_hessian(fn, unravel, flat)
+    grad, _ = ravel_pytree(jax.grad(fn)(params))
+    curvature, info = et.sharpness(fn, params, method="directional")
+    assert float(curvature) == pytest.approx(grad @ hessian @ grad / (grad @ grad))
+    assert int(info["num_hvps"]) == 1
+    ones = jax.tree.map(jnp.ones_like, params)
+    along_ones, _ = et.sharpness(fn, params, method="directional", init=ones)
+    flat_ones = np.ones_like(flat)
+    expected = flat_ones @ hessian @ flat_ones / flat_ones.size
+    assert float(along_ones) == pytest.approx(expected)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    assert np.isnan(et.sharpness(fn, params, method="directional", init=zeros)[0])
+
+
+@pytest.mark.parametrize(
+    "method, k", [(et.PowerIteration(max_iters=20), 1), (et.Lanczos(10, k=2), 2)]
+)
+def test_estimators_have_fixed_shapes(method, k):
+    params, fn = tiny_problem()
+    estimate, info = jax.eval_shape(
+        lambda key: et.sharpness(fn, params, method=method, key=key),
+        jax.random.key(0),
+    )
+    assert estimate.shape == () and info["top_k"].shape == (k,)
+    assert set(info) == {"num_hvps", "converged", "residual", "top_k", "eigenvector"}
+    assert jax.tree.structure(info["eigenvector"]) == jax.tree.structure(params)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(method="newton"), "method"),
+        (dict(method="power", k=2), "k"),
+        (dict(method="lanczos", k=0), "k"),
+        (dict(method="lanczos", max_iters=0), "max_iters"),
+        (dict(method="power", tol=-1.0), "tol"),
+        (dict(method=et.Lanczos(), tol=1e-2), "tol"),
+        (dict(method="directional", max_iters=3), "max_iters"),
+    ],
+)
+def test_sharpness_rejects_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        et.sharpness(lambda w: jnp.sum(w**2), jnp.ones(3), **kwargs)

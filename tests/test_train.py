@@ -120,9 +120,8 @@ def test_mini_batches_cover_the_data_without_replacement_each_epoch():
     settings = _Settings(
         batch_size=4,
         track_sharpness=False,
+        track_directional=False,
         chunk_size=None,
-        sharpness_tol=1e-3,
-        sharpness_max_iters=1,
         steps_per_call=1,
     )
     x = jnp.arange(18.0)  # the examples are their own indices; 18 % 4 == 2 left out
@@ -170,10 +169,103 @@ def test_sharpness_on_a_subset_and_never():
     )
 
 
+# Warm-started Lanczos with two eigenvalues, shared by the tracking tests.
+LANCZOS = dict(sharpness_method=et.Lanczos(max_steps=20, k=2), sharpness_max_iters=None)
+
+
+def test_lanczos_tracking_compiles_once_and_fills_its_columns():
+    first = run(et.Polyak(), num_steps=13, **LANCZOS)
+    before = traces()
+    # New keys, step counts, tolerance, and a zoom window: no new trace.
+    method = et.Lanczos(max_steps=20, k=2, tol=1e-2)
+    run(
+        et.Polyak(),
+        5,
+        3,
+        **dict(LANCZOS, sharpness_method=method),
+        sharpness_zoom=(1, 3),
+    )
+    assert traces() == before
+    history = first.history
+    assert set(history) == set(LOOP_KEYS) | {
+        "eigenvalue_2",
+        "unclipped_stepsize",
+        "capped",
+    }
+    measured = ~np.isnan(history["sharpness"])
+    np.testing.assert_array_equal(measured, np.arange(13) % 4 == 0)
+    for key in (
+        "sharpness_residual",
+        "sharpness_num_hvps",
+        "directional_curvature",
+        "eigenvalue_2",
+    ):
+        assert np.all(np.isfinite(history[key][measured]))
+        assert np.all(np.isnan(history[key][~measured]))
+    sharp = history["sharpness"][measured]
+    assert np.all(history["sharpness_residual"][measured] <= 1e-3 * np.abs(sharp))
+    assert np.all(history["eigenvalue_2"][measured] <= sharp)
+    # The curvature along the gradient lies below the top eigenvalue.
+    assert np.all(history["directional_curvature"][measured] <= sharp * (1 + 1e-3))
+    np.testing.assert_allclose(
+        history["stepsize_x_sharpness"][measured],
+        history["stepsize"][measured] * sharp,
+        rtol=1e-6,
+    )
+    # The tracker state holds the last measurement.
+    assert float(first.sharpness_state.estimate) == sharp[-1]
+
+
+def test_lanczos_and_power_iteration_agree_along_the_same_run():
+    # Sharpness does not change the trajectory, so both measure the same points.
+    lanczos = run(et.Polyak(), **LANCZOS).history
+    power = run(et.Polyak(), sharpness_tol=1e-6, sharpness_max_iters=400).history
+    np.testing.assert_array_equal(lanczos["loss"], power["loss"])
+    measured = ~np.isnan(power["sharpness"])
+    np.testing.assert_allclose(
+        lanczos["sharpness"][measured], power["sharpness"][measured], rtol=2e-3
+    )
+
+
+def test_warm_start_cuts_the_products_of_every_step_tracking():
+    # Small steps: the Hessian changes little from one step to the next.
+    def track(warm_start):
+        method = et.Lanczos(max_steps=20, warm_start=warm_start)
+        return run(
+            et.Constant(1e-3),
+            num_steps=8,
+            sharpness_every=1,
+            sharpness_method=method,
+            sharpness_max_iters=None,
+        ).history
+
+    warm, cold = track(True), track(False)
+    assert np.all(~np.isnan(warm["sharpness"]))
+    np.testing.assert_allclose(warm["sharpness"], cold["sharpness"], rtol=2e-3)
+    # The first measurement starts from a random direction in both runs.
+    assert warm["sharpness_num_hvps"][0] == cold["sharpness_num_hvps"][0]
+    warm_cost, cold_cost = (
+        warm["sharpness_num_hvps"][1:],
+        cold["sharpness_num_hvps"][1:],
+    )
+    assert warm_cost.mean() < 0.5 * cold_cost.mean()
+
+
+def test_zoom_window_measures_every_step():
+    history = run(et.Constant(0.1), num_steps=13, sharpness_zoom=(5, 8)).history
+    measured = np.flatnonzero(~np.isnan(history["sharpness"]))
+    np.testing.assert_array_equal(measured, [0, 4, 5, 6, 7, 8, 12])
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [
         (dict(num_steps=0), "num_steps"),
+        (dict(sharpness_method="newton"), "sharpness_method"),
+        (dict(sharpness_method=et.Lanczos(), sharpness_tol=1e-2), "sharpness_tol"),
+        (dict(sharpness_max_iters=0), "sharpness_max_iters"),
+        (dict(sharpness_tol=-1.0), "sharpness_tol"),
+        (dict(sharpness_zoom=(5, 2)), "sharpness_zoom"),
         (dict(batch_size=65), "batch_size"),
         (dict(batch_size=0), "batch_size"),
         (dict(sharpness_every=0), "sharpness_every"),
