@@ -18,7 +18,7 @@ import numpy as np
 from jaxtyping import Array, Float, Scalar
 
 from eqtuners._tree import tree_dtype
-from eqtuners._validation import checked_float
+from eqtuners._validation import checked_float, checked_int
 
 from ._simulate import AbstractDynamicsModel
 
@@ -176,12 +176,7 @@ def armijo_grid_stepsize(
     decrease_factor = checked_float(
         "decrease_factor", decrease_factor, lower=0.0, upper=1.0
     )
-    if isinstance(max_backtracks, bool) or not isinstance(max_backtracks, int):
-        raise ValueError(
-            f"`max_backtracks` must be a Python int, got {max_backtracks!r}."
-        )
-    if max_backtracks < 0:
-        raise ValueError(f"`max_backtracks` must be >= 0, got {max_backtracks}.")
+    max_backtracks = checked_int("max_backtracks", max_backtracks, lower=0)
     return _grid_step(bound, max_stepsize, decrease_factor, max_backtracks)
 
 

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
-from eqtuners._validation import checked_float
+from eqtuners._validation import checked_float, checked_int
 
 from ._simulate import AbstractDynamicsModel
 
@@ -130,9 +130,8 @@ def random_second_order_regression(
     - `spectrum_decay`: the power-law decay of the initial NTK spectrum, >= 0.
     - `dtype`: the floating dtype (default: JAX's default).
     """
-    for name, value in [("num_data", num_data), ("num_params", num_params)]:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    checked_int("num_data", num_data)
+    checked_int("num_params", num_params)
     curvature_scale = checked_float(
         "curvature_scale", curvature_scale, lower=0.0, lower_open=False
     )

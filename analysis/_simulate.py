@@ -22,6 +22,7 @@ from jaxtyping import Array, PyTree, Scalar
 
 from eqtuners import AbstractTuner
 from eqtuners._tree import tree_axpy, tree_dot
+from eqtuners._validation import checked_int
 
 
 class AbstractDynamicsModel(eqx.Module):
@@ -110,6 +111,5 @@ def simulate(
         )
     if not isinstance(tuner, AbstractTuner):
         raise ValueError(f"`tuner` must be an eqtuners AbstractTuner, got {tuner!r}.")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"`num_steps` must be a positive int, got {num_steps!r}.")
+    num_steps = checked_int("num_steps", num_steps)
     return _scan(model, tuner, params, num_steps)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, Scalar
 
 from ._tree import tree_dot
-from ._validation import checked_float
+from ._validation import checked_float, checked_int
 
 
 def squared_loss(
@@ -49,8 +49,7 @@ def data_loss(
             f"`x` and `y` must hold the same number of examples, got {x.shape[0]} "
             f"and {y.shape[0]}."
         )
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"`chunk_size` must be a positive int, got {chunk_size}.")
+    checked_int("chunk_size", chunk_size, allow_none=True)
 
     def example_loss(example):
         xi, yi = example

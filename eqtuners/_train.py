@@ -40,7 +40,7 @@ from ._sharpness import (
 )
 from ._tree import tree_axpy, tree_dot
 from ._tuners import AbstractTuner
-from ._validation import checked_float
+from ._validation import checked_float, checked_int
 
 History = dict[str, np.ndarray]
 
@@ -206,15 +206,6 @@ def _run_call(settings, static, tuner, estimator, data, hyper, carry):
     return lax.scan(body, carry, length=settings.steps_per_call)
 
 
-def _check_count(name, value, *, allow_none=False, upper=None):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
-    if upper is not None and value > upper:
-        raise ValueError(f"`{name}` must be at most {upper}, got {value}.")
-
-
 def _zoom(zoom):
     """`sharpness_zoom` as arrays `(start, stop)`; `(0, 0)` (no window) for `None`."""
     if zoom is None:
@@ -304,18 +295,14 @@ def train(
             f"Labels must have shape ({num_examples},) to match the inputs "
             f"{x.shape}, got {y.shape}."
         )
-    _check_count("num_steps", num_steps)
-    _check_count("batch_size", batch_size, allow_none=True, upper=num_examples)
-    _check_count("sharpness_every", sharpness_every, allow_none=True)
-    _check_count(
-        "sharpness_examples", sharpness_examples, allow_none=True, upper=num_examples
+    checked_int("num_steps", num_steps)
+    checked_int("batch_size", batch_size, upper=num_examples, allow_none=True)
+    checked_int("sharpness_every", sharpness_every, allow_none=True)
+    checked_int(
+        "sharpness_examples", sharpness_examples, upper=num_examples, allow_none=True
     )
-    _check_count("chunk_size", chunk_size, allow_none=True)
-    _check_count("steps_per_call", steps_per_call)
-    if sharpness_method == "directional":
-        raise ValueError(
-            "`sharpness_method` must be 'power', 'lanczos' or an estimator."
-        )
+    checked_int("chunk_size", chunk_size, allow_none=True)
+    checked_int("steps_per_call", steps_per_call)
     estimator = make_estimator(
         sharpness_method,
         tol=sharpness_tol,

@@ -57,3 +57,32 @@ def checked_float(
     if not jnp.issubdtype(out.dtype, jnp.floating):
         out = out.astype(jnp.result_type(float))
     return out
+
+
+def checked_int(
+    name: str,
+    value,
+    *,
+    lower: int = 1,
+    upper: int | None = None,
+    allow_none: bool = False,
+) -> int | None:
+    """Returns `value` as a Python int after checking `lower <= value <= upper`.
+
+    **Arguments:**
+
+    - `name`: the argument's name, used in the error message.
+    - `value`: an integer (Python or NumPy; not a bool).
+    - `lower`, `upper`: the inclusive bounds; `upper=None` for no upper bound.
+    - `allow_none`: whether `None` is accepted (and returned).
+
+    **Raises:** `ValueError` naming the argument otherwise.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise ValueError(f"`{name}` must be an int, got {value!r}.")
+    if value < lower or (upper is not None and value > upper):
+        interval = f">= {lower}" if upper is None else f"in [{lower}, {upper}]"
+        raise ValueError(f"`{name}` must be {interval}, got {value}.")
+    return int(value)

@@ -22,6 +22,7 @@ The result is float32, channels last, on the default device.
 
 import numpy as np
 
+from .._validation import checked_int
 from ._dataset import Dataset, to_dataset
 
 
@@ -41,8 +42,7 @@ def balanced_subset(
     **Returns:** an int64 array of `size` distinct indices into `labels`.
     """
     labels = np.asarray(labels)
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
-        raise ValueError(f"`subset` must be a positive int or None, got {size!r}.")
+    checked_int("subset", size)
     if size > labels.shape[0]:
         raise ValueError(
             f"`subset` is {size} but the training split has only {labels.shape[0]} "

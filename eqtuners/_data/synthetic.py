@@ -1,5 +1,6 @@
 import numpy as np
 
+from .._validation import checked_int
 from ._dataset import Dataset
 from ._prepare import prepare_images
 
@@ -38,9 +39,8 @@ def load_synthetic_cifar10(
 
     **Returns:** a `Dataset` named `"synthetic_cifar10"`.
     """
-    for name, value in (("num_train", num_train), ("num_test", num_test)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    checked_int("num_train", num_train)
+    checked_int("num_test", num_test)
     if len(image_shape) != 3 or any(s < 1 for s in image_shape):
         raise ValueError(
             f"`image_shape` must be (height, width, channels), got {image_shape!r}."

@@ -6,10 +6,9 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int
 
-from .._validation import checked_float
+from .._validation import checked_float, checked_int
 from ._base import AbstractSharpnessEstimator
 from ._hvp import hessian_vector_product
-from .power import check_max
 
 
 class LanczosResult(NamedTuple):
@@ -192,11 +191,9 @@ class Lanczos(AbstractSharpnessEstimator):
         *,
         warm_start: bool = True,
     ):
-        self.max_steps = check_max("max_steps", max_steps)
+        self.max_steps = checked_int("max_steps", max_steps)
         self.tol = checked_float("tol", tol, lower=0.0, lower_open=False)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_steps:
-            raise ValueError(f"`k` must be an int in [1, max_steps], got {k!r}.")
-        self.k = k
+        self.k = checked_int("k", k, upper=self.max_steps)
         self.warm_start = bool(warm_start)
 
     def run(self, fn, params, start):

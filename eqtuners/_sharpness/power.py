@@ -3,15 +3,9 @@ from jax import lax
 from jaxtyping import Array
 
 from .._tree import tree_axpy, tree_dot, tree_dtype
-from .._validation import checked_float
+from .._validation import checked_float, checked_int
 from ._base import AbstractSharpnessEstimator
 from ._hvp import hessian_vector_product, normalise, tree_norm
-
-
-def check_max(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be >= 1, got {value!r}.")
-    return value
 
 
 class PowerIteration(AbstractSharpnessEstimator):
@@ -52,7 +46,7 @@ class PowerIteration(AbstractSharpnessEstimator):
 
     def __init__(self, tol=1e-3, max_iters: int = 1000, *, warm_start: bool = False):
         self.tol = checked_float("tol", tol, lower=0.0, lower_open=False)
-        self.max_iters = check_max("max_iters", max_iters)
+        self.max_iters = checked_int("max_iters", max_iters)
         self.warm_start = bool(warm_start)
 
     def run(self, fn, params, start):

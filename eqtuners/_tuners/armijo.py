@@ -4,7 +4,7 @@ from jax import lax
 from jaxtyping import Array
 
 from .._tree import tree_axpy, tree_dot, tree_dtype
-from .._validation import checked_float
+from .._validation import checked_float, checked_int
 from ._base import AbstractTuner
 
 
@@ -68,13 +68,7 @@ class Armijo(AbstractTuner):
                 "increase_factor", increase_factor, lower=1.0, lower_open=False
             )
         self.increase_factor = increase_factor
-        if isinstance(max_backtracks, bool) or not isinstance(max_backtracks, int):
-            raise ValueError(
-                f"`max_backtracks` must be a Python int, got {max_backtracks!r}."
-            )
-        if max_backtracks < 0:
-            raise ValueError(f"`max_backtracks` must be >= 0, got {max_backtracks}.")
-        self.max_backtracks = max_backtracks
+        self.max_backtracks = checked_int("max_backtracks", max_backtracks, lower=0)
 
     def init(self, params):
         # The step accepted at the previous step (used when `increase_factor` is set).
