@@ -17,7 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-PACKAGES = ("eqtuners", "jax", "jaxlib", "equinox", "optimistix", "numpy")
+PACKAGES = ("eqtuners", "jax", "jaxlib", "equinox", "optimistix", "numpy", "optax")
 
 
 def _version(package: str) -> str:
@@ -58,6 +58,24 @@ def _csv_value(value) -> str:
     return f"{value:.9g}"
 
 
+def environment() -> dict:
+    """Where and with what a result was computed: library versions, the device, the
+    git revision and the time."""
+    device = jax.devices()[0]
+    return {
+        "versions": {p: _version(p) for p in PACKAGES}
+        | {"python": platform.python_version()},
+        "device": {
+            "platform": device.platform,
+            "kind": device.device_kind,
+            "count": jax.device_count(),
+            "host": platform.node(),
+        },
+        "git_revision": git_revision(),
+        "written": _now(),
+    }
+
+
 class RunDirectory:
     """Writes one run's files into `path` (created if needed, overwritten if there)."""
 
@@ -65,21 +83,9 @@ class RunDirectory:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         _write_json(self.path / "config.json", config)
-        device = jax.devices()[0]
-        self.meta = {
-            "versions": {p: _version(p) for p in PACKAGES}
-            | {"python": platform.python_version()},
-            "device": {
-                "platform": device.platform,
-                "kind": device.device_kind,
-                "count": jax.device_count(),
-                "host": platform.node(),
-            },
-            "seed": seed,
-            "git_revision": git_revision(),
-            "started": _now(),
-            "status": "running",
-        }
+        self.meta = environment()
+        self.meta["started"] = self.meta.pop("written")
+        self.meta |= {"seed": seed, "status": "running"}
         _write_json(self.path / "meta.json", self.meta)
         self._csv = self.path / "history.csv"
         self._csv.unlink(missing_ok=True)

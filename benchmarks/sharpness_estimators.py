@@ -8,11 +8,9 @@ Two problems, trained full batch with Polyak-GD (the paper's defaults) and weigh
 decay 1e-4, with the parameters kept every `--every` steps (the tracking schedule):
 
 - `mlp_digits`: the paper's MLP (40,714 parameters) on the 1437 digits images;
-- `vgg_synthetic`: `NarrowVGG`, a VGG11-shaped convolutional network without
-  normalisation, its widths divided by 16 (36,610 parameters), on `--vgg-examples`
-  seeded random 32x32x3 images labelled by a random linear teacher. It is a local
-  stand-in: once the project's models and datasets land, it should become
-  `et.make_model("vgg11", ..., width=...)` on the synthetic CIFAR-shaped dataset.
+- `vgg_synthetic`: VGG11 without normalisation (`et.make_model("vgg11", ...)`) with
+  its widths divided by `--vgg-width-divisor` (16: 36,610 parameters), on
+  `--vgg-examples` images of the synthetic CIFAR-shaped dataset.
 
 At every kept point the reference is the top eigenvalue from float64 Lanczos run to a
 relative residual of 1e-10 (the models are too large for a dense float64 Hessian;
@@ -62,46 +60,6 @@ from ._rundir import RunDirectory
 TARGET = 1e-3
 
 
-class NarrowVGG(eqx.Module):
-    """VGG11 without normalisation or dropout, widths divided by `width_divisor`.
-
-    A stand-in for `et.make_model("vgg11", ...)` until that lands: 3x3 convolutions
-    (padding 1, ReLU) with 2x2 max pooling after the blocks of VGG11
-    (64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M), then a linear head. Input
-    images are HWC, as in the project's datasets.
-    """
-
-    convs: tuple[eqx.nn.Conv2d, ...]
-    pool_after: tuple[bool, ...] = eqx.field(static=True)
-    head: eqx.nn.Linear
-
-    def __init__(self, num_classes=10, width_divisor=16, *, key):
-        plan = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
-        keys = iter(jax.random.split(key, 16))
-        convs, pool_after, channels = [], [], 3
-        for item in plan:
-            if item == "M":
-                pool_after[-1] = True
-                continue
-            width = item // width_divisor
-            convs.append(eqx.nn.Conv2d(channels, width, 3, padding=1, key=next(keys)))
-            pool_after.append(False)
-            channels = width
-        self.convs = tuple(convs)
-        self.pool_after = tuple(pool_after)
-        self.head = eqx.nn.Linear(channels, num_classes, key=next(keys))
-
-    def __call__(self, x):
-        x = jnp.transpose(x, (2, 0, 1))
-        for conv, pool in zip(self.convs, self.pool_after):
-            x = jax.nn.relu(conv(x))
-            if pool:
-                x = jax.lax.reduce_window(
-                    x, -jnp.inf, jax.lax.max, (1, 2, 2), (1, 2, 2), "VALID"
-                )
-        return self.head(jnp.ravel(x))
-
-
 @dataclasses.dataclass
 class Problem:
     name: str
@@ -118,13 +76,14 @@ def make_problem(name: str, args) -> Problem:
         model = et.make_model("mlp", data.input_shape, data.num_classes, key=key)
         return Problem(name, model, data.train_x, data.train_y, args.snapshots)
     if name == "vgg_synthetic":
-        kx, kt, km = jax.random.split(key, 3)
-        x = jax.random.normal(kx, (args.vgg_examples, 32, 32, 3))
-        # Labels from a random linear teacher, so there is something to learn.
-        teacher = jax.random.normal(kt, (32 * 32 * 3, 10))
-        y = jnp.argmax(x.reshape(len(x), -1) @ teacher, axis=1)
-        model = NarrowVGG(10, args.vgg_width_divisor, key=km)
-        return Problem(name, model, x, y, args.vgg_snapshots)
+        data = et.load_dataset(
+            "synthetic_cifar10", num_train=args.vgg_examples, seed=args.seed
+        )
+        width = 1 / args.vgg_width_divisor
+        model = et.make_model(
+            "vgg11", data.input_shape, data.num_classes, width=width, key=key
+        )
+        return Problem(name, model, data.train_x, data.train_y, args.vgg_snapshots)
     raise ValueError(f"Unknown problem {name!r}.")
 
 

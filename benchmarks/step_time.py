@@ -37,7 +37,7 @@ import jax
 
 import eqtuners as et
 
-from ._rundir import PACKAGES, _now, _version, git_revision
+from ._rundir import environment
 
 TUNERS = {
     "constant": lambda: et.Constant(0.01),
@@ -165,7 +165,7 @@ def main(argv=None) -> list[dict]:
                 f"ratio {ours / optax_seconds:.3f}",
                 flush=True,
             )
-            write(args, rows, device)
+            write(args, rows)
     print(f"\n{'model':<10}{'tuner':<10}{'ours s':>10}{'optax s':>10}{'ratio':>8}")
     for r in rows:
         print(
@@ -176,7 +176,7 @@ def main(argv=None) -> list[dict]:
     return rows
 
 
-def write(args, rows, device) -> None:
+def write(args, rows) -> None:
     """Writes the rows so far (a killed run keeps what it measured)."""
     with (args.out / "step_time.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
@@ -186,10 +186,7 @@ def write(args, rows, device) -> None:
         "config": {
             k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
         },
-        "versions": {p: _version(p) for p in (*PACKAGES, "optax")},
-        "device": {"platform": device.platform, "kind": device.device_kind},
-        "git_revision": git_revision(),
-        "written": _now(),
+        **environment(),
         "rows": rows,
     }
     (args.out / "step_time.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -31,6 +31,8 @@ import optax
 
 import eqtuners as et
 
+from ._rundir import environment
+
 
 def optax_peers():
     linesearch = optax.scale_by_backtracking_linesearch(
@@ -120,11 +122,7 @@ def main(argv=None) -> dict:
             "final_loss_ours": float(ours[-1]),
             "final_loss_optax": float(peer[-1]),
         }
-    meta = {
-        "steps": args.steps,
-        "repeats": args.repeats,
-        "device": str(jax.devices()[0]),
-    }
+    meta = {"steps": args.steps, "repeats": args.repeats, **environment()}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "tuner_speed.json"
     path.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
