@@ -12,10 +12,15 @@ two trajectories of the loss:
 - `Polyak()` against `optax.polyak_sgd(max_learning_rate=1, f_min=0)`.
 
 Each timing is the median of `--repeats` runs of `--steps` steps after a compiling
-run. It writes `OUT/tuner_speed.json` and prints per-step times, the ratio ours /
-optax (below 1: ours is faster), and for how many steps the losses agree to a
-relative 1e-6: the runs are the same algorithm, but near the edge of stability
-float rounding differences grow, chaotically for Polyak.
+run, ours and optax taking turns. It writes `OUT/tuner_speed.json` and prints
+per-step times, the ratio ours / optax (below 1: ours is faster), and for how many
+steps the losses agree to a relative 1e-6: the runs are the same algorithm, but near
+the edge of stability float rounding differences grow, chaotically for Polyak.
+
+Measured on 2 CPU cores (300 steps, 5 rounds): ours / optax 1.01 for Constant,
+1.00 for Armijo, 1.01 for Polyak; the losses agree for all 300, the first 94 and the
+first 15 steps.
+
 """
 
 import argparse
@@ -77,20 +82,23 @@ def agreeing_steps(a, b, rtol):
     return int(np.argmax(differ)) if differ.any() else len(a)
 
 
-def timed(fn, repeats):
-    jax.block_until_ready(fn())  # compile
-    times = []
+def timed_side_by_side(functions, repeats):
+    """Compiles each function, then times them in turn, `repeats` rounds; returns
+    the median seconds and the output of each."""
+    outputs = [jax.block_until_ready(f()) for f in functions]
+    times = [[] for _ in functions]
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), out
+        for f, spent in zip(functions, times):
+            start = time.perf_counter()
+            jax.block_until_ready(f())
+            spent.append(time.perf_counter() - start)
+    return [float(np.median(t)) for t in times], outputs
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.tuner_speed")
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("results/tuner_speed"))
     args = parser.parse_args(argv)
 
@@ -99,8 +107,9 @@ def main(argv=None) -> dict:
     model = et.MLP(64, key=jax.random.key(0))
     results = {}
     for name, (tuner, optimizer) in optax_peers().items():
-        ours_seconds, ours = timed(
-            lambda: et.train(
+
+        def ours():
+            return et.train(
                 model,
                 tuner,
                 (x, y),
@@ -108,11 +117,12 @@ def main(argv=None) -> dict:
                 key=jax.random.key(0),
                 sharpness_every=None,
                 steps_per_call=args.steps,
-            ).history["loss"],
-            args.repeats,
-        )
+            ).history["loss"]
+
         run, params = optax_losses(optimizer, model, x, y, args.steps)
-        peer_seconds, peer = timed(lambda: run(params), args.repeats)
+        (ours_seconds, peer_seconds), (ours, peer) = timed_side_by_side(
+            [ours, lambda: run(params)], args.repeats
+        )
         peer = np.asarray(peer)
         results[name] = {
             "ours_ms_per_step": 1e3 * ours_seconds / args.steps,
