@@ -1,6 +1,5 @@
 import equinox as eqx
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, Int
 
 
@@ -21,18 +20,6 @@ class Dataset(eqx.Module):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
-
-
-def standardise_channels(
-    train: np.ndarray, test: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Standardises each channel (the last axis) with the training set's statistics."""
-    axes = tuple(range(train.ndim - 1))
-    mean = train.mean(axis=axes, dtype=np.float64)
-    std = train.std(axis=axes, dtype=np.float64)
-    return ((train - mean) / std).astype(np.float32), ((test - mean) / std).astype(
-        np.float32
-    )
 
 
 def to_dataset(train_x, train_y, test_x, test_y, *, num_classes, name) -> Dataset:

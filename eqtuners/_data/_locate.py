@@ -29,6 +29,24 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
     return Path(data_dir).expanduser()
 
 
+def prepare_with_tfds(
+    tfds_name: str, name: str, data_dir: Path, message: str, download: bool
+) -> dict[str, tuple]:
+    """Prepares a missing dataset with tensorflow-datasets and reads it, or raises
+    `DatasetNotFoundError` with `message` when that is not allowed (`download`
+    false), not possible (tensorflow-datasets or TensorFlow missing) or fails."""
+    if not (download and _tfds.tfds_installed() and _tfds.tensorflow_installed()):
+        raise DatasetNotFoundError(message)
+    try:
+        _tfds.prepare(tfds_name, data_dir)
+    except Exception as error:  # no network, a failed checksum, a full disk, ...
+        raise DatasetNotFoundError(
+            f"Preparing {name} with tensorflow-datasets failed ({error!r}).\n\n"
+            + message
+        ) from error
+    return _tfds.read_split_arrays(tfds_name, data_dir)
+
+
 def missing_message(name: str, data_dir: Path, looked, steps: str) -> str:
     """The message of a `DatasetNotFoundError`: the places looked in, the data
     directory and how it was chosen, which optional packages are installed, and the

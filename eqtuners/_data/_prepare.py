@@ -153,3 +153,27 @@ def prepare_images(
         num_classes=num_classes,
         name=name,
     )
+
+
+def dataset_from_splits(
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    name: str,
+    subset: int | None,
+    seed: int,
+    num_classes: int = 10,
+) -> Dataset:
+    """`prepare_images` on uint8 `{"train": (images, labels), "test": ...}` splits,
+    the training split first put in `canonical_order`, so that a seed picks the
+    same subset whichever source the files came from."""
+    train_images, train_labels = splits["train"]
+    order = canonical_order(train_images, train_labels)
+    return prepare_images(
+        train_images[order],
+        train_labels[order],
+        *splits["test"],
+        num_classes=num_classes,
+        name=name,
+        subset=subset,
+        seed=seed,
+    )

@@ -30,11 +30,11 @@ from . import _tfds
 from ._dataset import Dataset
 from ._locate import (
     DATA_DIR_VARIABLE,
-    DatasetNotFoundError,
     missing_message,
+    prepare_with_tfds,
     resolve_data_dir,
 )
-from ._prepare import canonical_order, prepare_images
+from ._prepare import dataset_from_splits
 
 ARCHIVE_NAME = "cifar-10-binary.tar.gz"
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -125,16 +125,7 @@ def _read_cifar10(data_dir: Path, download: bool) -> dict[str, tuple]:
         *archive_candidates(data_dir),
     ]
     message = missing_message("CIFAR10", data_dir, looked, _cifar_steps(data_dir))
-    if not (download and _tfds.tfds_installed() and _tfds.tensorflow_installed()):
-        raise DatasetNotFoundError(message)
-    try:
-        _tfds.prepare("cifar10", data_dir)
-    except Exception as error:  # no network, a failed checksum, a full disk, ...
-        raise DatasetNotFoundError(
-            f"Preparing CIFAR10 with tensorflow-datasets failed ({error!r}).\n\n"
-            + message
-        ) from error
-    return _tfds.read_split_arrays("cifar10", data_dir)
+    return prepare_with_tfds("cifar10", "CIFAR10", data_dir, message, download)
 
 
 def load_cifar10(
@@ -169,16 +160,5 @@ def load_cifar10(
     **Raises:** `DatasetNotFoundError` (a `FileNotFoundError`) with the places looked
     in and the steps to provide the data.
     """
-    data_dir = resolve_data_dir(data_dir)
-    splits = _read_cifar10(data_dir, download)
-    train_images, train_labels = splits["train"]
-    order = canonical_order(train_images, train_labels)
-    return prepare_images(
-        train_images[order],
-        train_labels[order],
-        *splits["test"],
-        num_classes=10,
-        name="cifar10",
-        subset=subset,
-        seed=seed,
-    )
+    splits = _read_cifar10(resolve_data_dir(data_dir), download)
+    return dataset_from_splits(splits, name="cifar10", subset=subset, seed=seed)

@@ -1,6 +1,7 @@
 import numpy as np
 
-from ._dataset import Dataset, standardise_channels, to_dataset
+from ._dataset import Dataset
+from ._prepare import prepare_images
 
 
 def load_digits(*, seed: int = 0, num_test: int = 360) -> Dataset:
@@ -8,9 +9,10 @@ def load_digits(*, seed: int = 0, num_test: int = 360) -> Dataset:
 
     The images ship inside scikit-learn, so nothing is downloaded. Pixels (0 to 16)
     are scaled to [0, 1] and standardised with the training set's mean and standard
-    deviation (one channel). The split is a permutation seeded by `seed`: the first
-    `num_test` examples are the test set, the other 1797 - num_test (1437 by
-    default) the training set. Images have shape (8, 8, 1).
+    deviation (one channel), as the other image datasets are. The split is a
+    permutation seeded by `seed`: the first `num_test` examples are the test set,
+    the other 1797 - num_test (1437 by default) the training set. Images have shape
+    (8, 8, 1).
     """
     from sklearn.datasets import load_digits as sklearn_digits
 
@@ -19,15 +21,15 @@ def load_digits(*, seed: int = 0, num_test: int = 360) -> Dataset:
         raise ValueError(
             f"`num_test` must be in (0, {len(bunch.target)}), got {num_test}."
         )
-    images = bunch.images[..., None] / 16.0
+    images = bunch.images[..., None]
     order = np.random.default_rng(seed).permutation(len(bunch.target))
     test, train = order[:num_test], order[num_test:]
-    train_x, test_x = standardise_channels(images[train], images[test])
-    return to_dataset(
-        train_x,
+    return prepare_images(
+        images[train],
         bunch.target[train],
-        test_x,
+        images[test],
         bunch.target[test],
         num_classes=10,
         name="digits",
+        scale=16.0,
     )

@@ -29,11 +29,11 @@ from . import _tfds
 from ._dataset import Dataset
 from ._locate import (
     DATA_DIR_VARIABLE,
-    DatasetNotFoundError,
     missing_message,
+    prepare_with_tfds,
     resolve_data_dir,
 )
-from ._prepare import canonical_order, prepare_images
+from ._prepare import dataset_from_splits
 from .idx import read_idx
 
 IDX_FILES = {
@@ -129,18 +129,10 @@ def _read_fashion_mnist(data_dir: Path, idx_dir, download: bool) -> dict:
         c / "train-images-idx3-ubyte.gz (and the 3 other IDX files)" for c in candidates
     ]
     message = missing_message("Fashion-MNIST", data_dir, looked, _steps(data_dir))
-    if idx_dir is not None or not (
-        download and _tfds.tfds_installed() and _tfds.tensorflow_installed()
-    ):
-        raise DatasetNotFoundError(message)
-    try:
-        _tfds.prepare("fashion_mnist", data_dir)
-    except Exception as error:  # no network, a failed checksum, a full disk, ...
-        raise DatasetNotFoundError(
-            f"Preparing Fashion-MNIST with tensorflow-datasets failed ({error!r}).\n\n"
-            + message
-        ) from error
-    return _tfds.read_split_arrays("fashion_mnist", data_dir)
+    download = download and idx_dir is None  # a named folder is read, never filled
+    return prepare_with_tfds(
+        "fashion_mnist", "Fashion-MNIST", data_dir, message, download
+    )
 
 
 def load_fashion_mnist(
@@ -171,16 +163,5 @@ def load_fashion_mnist(
     **Raises:** `DatasetNotFoundError` (a `FileNotFoundError`) with the places looked
     in and the steps to provide the data.
     """
-    data_dir = resolve_data_dir(data_dir)
-    splits = _read_fashion_mnist(data_dir, idx_dir, download)
-    train_images, train_labels = splits["train"]
-    order = canonical_order(train_images, train_labels)
-    return prepare_images(
-        train_images[order],
-        train_labels[order],
-        *splits["test"],
-        num_classes=10,
-        name="fashion_mnist",
-        subset=subset,
-        seed=seed,
-    )
+    splits = _read_fashion_mnist(resolve_data_dir(data_dir), idx_dir, download)
+    return dataset_from_splits(splits, name="fashion_mnist", subset=subset, seed=seed)
