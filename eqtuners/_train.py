@@ -341,7 +341,9 @@ def train(
     for first in range(0, num_steps, steps_per_call):
         data = (x, y, sharp_x, sharp_y)
         carry, rows = _run_call(settings, static, tuner, estimator, data, hyper, carry)
-        rows = {k: np.asarray(v) for k, v in rows.items()}
+        # The loop's columns first, in their order, then the estimator's and tuner's.
+        order = [k for k in LOOP_KEYS if k in rows] + sorted(set(rows) - {*LOOP_KEYS})
+        rows = {k: np.asarray(rows[k]) for k in order}
         done = first + np.arange(steps_per_call) < num_steps
         bad = np.flatnonzero(done & ~np.isfinite(rows["loss"]))
         if bad.size:
