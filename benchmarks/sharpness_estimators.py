@@ -128,13 +128,17 @@ def reference(problem, static, params, start, args):
             hessian = jax.jit(jax.hessian(lambda v: fn(unravel(v))))(flat)
             values, vectors = np.linalg.eigh(np.asarray(hessian))
             return float(values[-1]), np.asarray(vectors[:, -1], np.float32), 0.0
-        estimate, info = _reference_lanczos(fn, params64, to64(start))
+        estimate, info = _reference_lanczos(
+            static, params64, to64(start), x64, problem.y, args.chunk_size
+        )
         vector = np.asarray(ravel_pytree(info["eigenvector"])[0], np.float32)
         return float(estimate), vector, float(info["residual"] / abs(estimate))
 
 
 @eqx.filter_jit
-def _reference_lanczos(fn, params, start):
+def _reference_lanczos(static, params, start, x, y, chunk_size):
+    # The data are arguments, so that one compile serves every point.
+    fn = objective_fn(static, x, y, chunk_size)
     method = et.Lanczos(max_steps=300, tol=1e-10, warm_start=False)
     return et.sharpness(fn, params, method=method, init=start)
 
@@ -267,7 +271,9 @@ def measure(problem: Problem, args) -> list[dict]:
             states[name] = new_state
             if isinstance(estimator, et.PowerIteration):
                 to_target = int(
-                    power_oracle(params, start, ref_value, problem.x, problem.y)
+                    power_oracle(
+                        params, start, jnp.asarray(ref_value), problem.x, problem.y
+                    )
                 )
             else:
                 result = lanczos_oracle(estimator, params, start, problem.x, problem.y)

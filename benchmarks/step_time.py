@@ -100,30 +100,31 @@ def time_optax(model, data, steps, chunk_size, weight_decay) -> float:
     params, static = eqx.partition(model, eqx.is_inexact_array)
     optimiser = optax.sgd(0.01)
 
-    def loss(p):
-        return et.objective(
-            eqx.combine(p, static),
-            data.train_x,
-            data.train_y,
-            weight_decay=weight_decay,
-            chunk_size=chunk_size,
-        )
-
-    def body(carry, _):
-        p, state = carry
-        value, grad = jax.value_and_grad(loss)(p)
-        updates, state = optimiser.update(grad, state, p)
-        return (optax.apply_updates(p, updates), state), value
-
     @jax.jit
-    def run(p, state):
+    def run(p, state, x, y):  # the data are arguments, as in `eqtuners.train`
+        def loss(p):
+            return et.objective(
+                eqx.combine(p, static),
+                x,
+                y,
+                weight_decay=weight_decay,
+                chunk_size=chunk_size,
+            )
+
+        def body(carry, _):
+            p, state = carry
+            value, grad = jax.value_and_grad(loss)(p)
+            updates, state = optimiser.update(grad, state, p)
+            return (optax.apply_updates(p, updates), state), value
+
         return jax.lax.scan(body, (p, state), length=steps)
 
     state = optimiser.init(params)
-    compiled = run.lower(params, state).compile()
-    jax.block_until_ready(compiled(params, state))  # one warm-up run
+    x, y = data.train_x, data.train_y
+    compiled = run.lower(params, state, x, y).compile()
+    jax.block_until_ready(compiled(params, state, x, y))  # one warm-up run
     start = time.perf_counter()
-    jax.block_until_ready(compiled(params, state))
+    jax.block_until_ready(compiled(params, state, x, y))
     return (time.perf_counter() - start) / steps
 
 

@@ -54,15 +54,16 @@ def optax_peers():
     }
 
 
-def optax_losses(optimizer, model, x, y, num_steps):
-    """`num_steps` steps of `optimizer` in one jitted scan; the loss at each step."""
+def optax_losses(optimizer, model, num_steps):
+    """`num_steps` steps of `optimizer` in one jitted scan; the loss at each step.
+    The data are arguments, as in `eqtuners.train`, not constants of the compile."""
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
-    def fn(p):
-        return et.objective(eqx.combine(p, static), x, y)
-
     @jax.jit
-    def run(params):
+    def run(params, x, y):
+        def fn(p):
+            return et.objective(eqx.combine(p, static), x, y)
+
         def step(carry, _):
             params, state = carry
             value, grad = jax.value_and_grad(fn)(params)
@@ -119,9 +120,9 @@ def main(argv=None) -> dict:
                 steps_per_call=args.steps,
             ).history["loss"]
 
-        run, params = optax_losses(optimizer, model, x, y, args.steps)
+        run, params = optax_losses(optimizer, model, args.steps)
         (ours_seconds, peer_seconds), (ours, peer) = timed_side_by_side(
-            [ours, lambda: run(params)], args.repeats
+            [ours, lambda: run(params, x, y)], args.repeats
         )
         peer = np.asarray(peer)
         results[name] = {

@@ -22,13 +22,14 @@ tuner's hyperparameter values.
 import dataclasses
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jaxtyping import Array, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
 from ._data import Dataset
 from ._objective import objective
@@ -77,8 +78,8 @@ class TrainResult:
     - `sharpness_state`: the sharpness tracker's state after the last step (the last
       eigenvector and estimate).
     - `diverged_at`: the first step whose loss was NaN or infinite, or `None`. The run
-      stops at the end of the call in which that happened, and `history` ends at that
-      step.
+      stops there: the steps after it are skipped, `history` ends at that step, and
+      `model` holds the parameters at which the loss was not finite.
     """
 
     model: eqx.Module
@@ -86,6 +87,18 @@ class TrainResult:
     tuner_state: PyTree
     sharpness_state: SharpnessState
     diverged_at: int | None
+
+
+class _Carry(NamedTuple):
+    """What one step hands to the next."""
+
+    params: PyTree[Array]
+    tuner_state: PyTree[Array]
+    tracker: SharpnessState
+    order: tuple[Array, Array] | None  # (permutation, batch index); None: full batch
+    key: PRNGKeyArray
+    step: Array
+    finite: Array  # false from the first step whose loss is NaN or infinite on
 
 
 class _Settings(eqx.Module):
@@ -120,8 +133,8 @@ def _next_batch(settings, x, y, order, key):
 def _step_rows_and_carry(settings, static, tuner, estimator, data, hyper, carry):
     """One step of the loop: returns the new carry and the step's row."""
     x, y, sharp_x, sharp_y = data
-    weight_decay, sharpness_every, zoom, num_steps = hyper
-    params, tuner_state, tracker, order, key, step = carry
+    weight_decay, sharpness_every, zoom, _ = hyper
+    params, tuner_state, tracker, order, key, step, _ = carry
     key, batch_key, sharpness_key = jax.random.split(key, 3)
 
     def objective_on(bx, by):
@@ -168,7 +181,8 @@ def _step_rows_and_carry(settings, static, tuner, estimator, data, hyper, carry)
 
     if settings.track_sharpness:
         start, stop = zoom
-        scheduled = (step % sharpness_every == 0) | ((start <= step) & (step < stop))
+        every = (sharpness_every > 0) & (step % jnp.maximum(sharpness_every, 1) == 0)
+        scheduled = (every | ((start <= step) & (step < stop))) & jnp.isfinite(value)
         measured, tracker = lax.cond(scheduled, measure, skip_measure)
     else:
         measured, tracker = skip_measure()
@@ -181,8 +195,14 @@ def _step_rows_and_carry(settings, static, tuner, estimator, data, hyper, carry)
         "stepsize_x_sharpness": stepsize * measured["sharpness"],
         **info,
     }
-    params = tree_axpy(-stepsize, grad, params)
-    return (params, tuner_state, tracker, order, key, step + 1), row
+    # A non-finite loss ends the run: the parameters stay where it was measured.
+    finite = jnp.isfinite(value)
+    params = jax.tree.map(
+        lambda new, old: jnp.where(finite, new, old),
+        tree_axpy(-stepsize, grad, params),
+        params,
+    )
+    return _Carry(params, tuner_state, tracker, order, key, step + 1, finite), row
 
 
 @eqx.filter_jit
@@ -201,7 +221,7 @@ def _run_call(settings, static, tuner, estimator, data, hyper, carry):
         return carry, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), row_shapes)
 
     def body(carry, _):
-        return lax.cond(carry[-1] < num_steps, active, skipped, carry)
+        return lax.cond(carry.finite & (carry.step < num_steps), active, skipped, carry)
 
     return lax.scan(body, carry, length=settings.steps_per_call)
 
@@ -210,22 +230,54 @@ def _zoom(zoom):
     """`sharpness_zoom` as arrays `(start, stop)`; `(0, 0)` (no window) for `None`."""
     if zoom is None:
         return jnp.asarray(0), jnp.asarray(0)
-    if (
-        not isinstance(zoom, tuple | list)
-        or len(zoom) != 2
-        or any(isinstance(v, bool) or not isinstance(v, int) for v in zoom)
-        or not 0 <= zoom[0] <= zoom[1]
-    ):
+    if not isinstance(zoom, tuple | list) or len(zoom) != 2:
         raise ValueError(
-            f"`sharpness_zoom` must be a pair of ints 0 <= start <= stop, got {zoom!r}."
+            f"`sharpness_zoom` must be a pair (start, stop), got {zoom!r}."
         )
-    return jnp.asarray(zoom[0]), jnp.asarray(zoom[1])
+    start = checked_int("sharpness_zoom[0]", zoom[0], lower=0)
+    stop = checked_int("sharpness_zoom[1]", zoom[1], lower=start)
+    return jnp.asarray(start), jnp.asarray(stop)
+
+
+def _check_data_and_model(model, data, x, y):
+    """Labels are integers in range and the model maps one input to one logit per
+    class; raises a `ValueError` naming what is wrong otherwise."""
+    num_examples = x.shape[0]
+    if y.shape != (num_examples,):
+        raise ValueError(
+            f"Labels must have shape ({num_examples},) to match the inputs "
+            f"{x.shape}, got {y.shape}."
+        )
+    if not jnp.issubdtype(y.dtype, jnp.integer):
+        raise ValueError(f"Labels must be integers, got dtype {y.dtype}.")
+    low, high = int(jnp.min(y)), int(jnp.max(y))
+    try:
+        output = jax.eval_shape(model, x[0])
+    except Exception as error:
+        raise ValueError(
+            f"`model` cannot be applied to one input of shape {x.shape[1:]}: {error}"
+        ) from error
+    if not hasattr(output, "shape") or len(output.shape) != 1:
+        raise ValueError(
+            f"`model` must map one input to a vector of logits, got {output}."
+        )
+    classes = output.shape[0]
+    if isinstance(data, Dataset) and classes != data.num_classes:
+        raise ValueError(
+            f"`model` has {classes} outputs but the dataset {data.name!r} has "
+            f"{data.num_classes} classes."
+        )
+    if low < 0 or high >= classes:
+        raise ValueError(
+            f"Labels must lie in [0, {classes}) for a model with {classes} outputs, "
+            f"got labels from {low} to {high}."
+        )
 
 
 def train(
     model: eqx.Module,
     tuner: AbstractTuner,
-    data: Dataset | tuple[Array, Array],
+    data: Dataset | tuple[ArrayLike, ArrayLike],
     num_steps: int,
     *,
     key: PRNGKeyArray,
@@ -233,7 +285,7 @@ def train(
     sharpness_every: int | None = 50,
     sharpness_examples: int | None = None,
     sharpness_method: str | AbstractSharpnessEstimator = "power",
-    sharpness_zoom: tuple[int, int] | None = None,
+    sharpness_zoom: tuple[int | np.integer, int | np.integer] | None = None,
     sharpness_tol: float | None = None,
     sharpness_max_iters: int | None = None,
     track_directional_curvature: bool = True,
@@ -259,7 +311,7 @@ def train(
       order is reshuffled every epoch.
     - `sharpness_every`: measure the sharpness, the directional curvature and the
       full-batch training objective every this many steps (from step 0); `None`
-      never measures.
+      measures only in the `sharpness_zoom` window, if any.
     - `sharpness_examples`: measure the sharpness on the first this many training
       examples (`None`: all of them).
     - `sharpness_method`: the estimator: `"power"` (the paper's power iteration,
@@ -288,13 +340,14 @@ def train(
     """
     if not isinstance(tuner, AbstractTuner):
         raise TypeError(f"`tuner` must be an AbstractTuner, got {type(tuner)}.")
-    x, y = (data.train_x, data.train_y) if isinstance(data, Dataset) else data
+    if isinstance(data, Dataset):
+        x, y = data.train_x, data.train_y
+    elif isinstance(data, tuple | list) and len(data) == 2:
+        x, y = jnp.asarray(data[0]), jnp.asarray(data[1])  # on the device once
+    else:
+        raise TypeError(f"`data` must be a Dataset or a pair (x, y), got {data!r}.")
+    _check_data_and_model(model, data, x, y)
     num_examples = x.shape[0]
-    if y.shape != (num_examples,):
-        raise ValueError(
-            f"Labels must have shape ({num_examples},) to match the inputs "
-            f"{x.shape}, got {y.shape}."
-        )
     checked_int("num_steps", num_steps)
     checked_int("batch_size", batch_size, upper=num_examples, allow_none=True)
     checked_int("sharpness_every", sharpness_every, allow_none=True)
@@ -316,7 +369,7 @@ def train(
 
     settings = _Settings(
         batch_size=batch_size,
-        track_sharpness=sharpness_every is not None,
+        track_sharpness=sharpness_every is not None or sharpness_zoom is not None,
         track_directional=bool(track_directional_curvature),
         chunk_size=chunk_size,
         steps_per_call=steps_per_call,
@@ -325,7 +378,7 @@ def train(
     sharp_x, sharp_y = x[:sharpness_examples], y[:sharpness_examples]
     hyper = (
         weight_decay,
-        jnp.asarray(sharpness_every or 1),
+        jnp.asarray(sharpness_every or 0),  # 0: only the zoom window
         zoom,
         jnp.asarray(num_steps),
     )
@@ -334,7 +387,15 @@ def train(
     else:  # an epoch that has just ended, so the first step shuffles
         order = (jnp.arange(num_examples), jnp.asarray(num_examples // batch_size))
     tracker = estimator.init(params)
-    carry = (params, tuner.init(params), tracker, order, key, jnp.asarray(0))
+    carry = _Carry(
+        params,
+        tuner.init(params),
+        tracker,
+        order,
+        key,
+        step=jnp.asarray(0),
+        finite=jnp.asarray(True),
+    )
 
     chunks = []
     diverged_at = None
@@ -342,12 +403,13 @@ def train(
         data = (x, y, sharp_x, sharp_y)
         carry, rows = _run_call(settings, static, tuner, estimator, data, hyper, carry)
         # The loop's columns first, in their order, then the estimator's and tuner's.
-        order = [k for k in LOOP_KEYS if k in rows] + sorted(set(rows) - {*LOOP_KEYS})
-        rows = {k: np.asarray(rows[k]) for k in order}
+        columns = [k for k in LOOP_KEYS if k in rows]
+        columns += sorted(set(rows) - {*LOOP_KEYS})
+        rows = {k: np.asarray(rows[k]) for k in columns}
         done = first + np.arange(steps_per_call) < num_steps
         bad = np.flatnonzero(done & ~np.isfinite(rows["loss"]))
         if bad.size:
-            done &= rows["step"] <= rows["step"][bad[0]]
+            done &= np.arange(steps_per_call) <= bad[0]
             diverged_at = int(rows["step"][bad[0]])
         rows = {k: v[done] for k, v in rows.items()}
         chunks.append(rows)
@@ -365,9 +427,9 @@ def train(
             break
     history = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
     return TrainResult(
-        model=eqx.combine(carry[0], static),
+        model=eqx.combine(carry.params, static),
         history=history,
-        tuner_state=carry[1],
-        sharpness_state=carry[2],
+        tuner_state=carry.tuner_state,
+        sharpness_state=carry.tracker,
         diverged_at=diverged_at,
     )

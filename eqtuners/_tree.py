@@ -11,6 +11,11 @@ def tree_dot(a: PyTree[Array], b: PyTree[Array]) -> Scalar:
     return sum(leaves, start=jnp.zeros((), jnp.result_type(*leaves)))
 
 
+def tree_norm(x: PyTree[Array]) -> Scalar:
+    """The Euclidean norm of a pytree."""
+    return jnp.sqrt(tree_dot(x, x))
+
+
 def tree_axpy(alpha, x: PyTree[Array], y: PyTree[Array]) -> PyTree[Array]:
     """`alpha * x + y`, leaf by leaf, in each leaf's own dtype."""
     return jax.tree.map(lambda xi, yi: (alpha * xi + yi).astype(yi.dtype), x, y)

@@ -29,8 +29,8 @@ def checked_float(
     - `lower`, `upper`: the bounds; `None` for no bound.
     - `lower_open`, `upper_open`: whether each bound is excluded.
 
-    **Returns:** the value as a floating-point JAX array (weakly typed for Python
-    numbers, so it adopts the precision of whatever it multiplies).
+    **Returns:** the value as a floating-point JAX array; a single number is weakly
+    typed, so it adopts the precision of whatever it multiplies.
 
     **Raises:** `ValueError` naming the argument when a concrete value is not finite
     or lies outside the interval.
@@ -51,8 +51,10 @@ def checked_float(
         bad |= array >= upper if upper_open else array > upper
     if np.any(bad):
         raise ValueError(f"`{name}` must be finite and in {interval}, got {value!r}.")
-    if isinstance(value, int | float):
-        return jnp.asarray(float(value))
+    if array.ndim == 0:
+        # Weakly typed whatever the input's type, so that 0.1, np.float32(0.1) and
+        # jnp.float32(0.1) give the same abstract value and never recompile.
+        return jnp.asarray(float(array))
     out = jnp.asarray(value)
     if not jnp.issubdtype(out.dtype, jnp.floating):
         out = out.astype(jnp.result_type(float))

@@ -138,3 +138,20 @@ def test_invalid_arguments_are_named():
         et.ResNet(3, 10, (3, 4), key=jax.random.key(0))
     with pytest.raises(ValueError, match="config"):
         et.VGG(3, 10, ("M", 64), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="two 'M' in a row"):
+        et.VGG(3, 10, (8, "M", "M"), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="`num_classes`"):
+        et.make_model("mlp", (8, 8, 1), 0, key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("name", ["vgg11", "resnet34"])
+def test_convolutional_models_name_a_wrong_number_of_channels(name):
+    model = et.make_model(name, (8, 8, 3), 10, width=1 / 16, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="built for images with 3 channels"):
+        jax.eval_shape(model, jnp.zeros((8, 8, 1)))
+
+
+def test_mlp_names_a_wrong_input_size():
+    model = et.make_model("mlp", (8, 8, 1), 10, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="takes inputs of 64 numbers"):
+        jax.eval_shape(model, jnp.zeros((7, 7, 1)))

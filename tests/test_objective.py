@@ -25,7 +25,7 @@ def test_objective_is_half_squared_error_to_one_hot_plus_weight_decay():
     )
 
 
-@pytest.mark.parametrize("chunk_size", [1, 7, 16, 32, 100])
+@pytest.mark.parametrize("chunk_size", [1, 7, 16, 31])  # 32 examples
 def test_chunked_value_and_gradient_match_unchunked(chunk_size):
     model = small_mlp()
     x, y = small_data(32)

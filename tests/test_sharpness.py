@@ -301,7 +301,8 @@ def test_directional_curvature_matches_the_dense_hessian(x64):
     expected = flat_ones @ hessian @ flat_ones / flat_ones.size
     assert float(along_ones) == pytest.approx(expected)
     zeros = jax.tree.map(jnp.zeros_like, params)
-    assert np.isnan(et.sharpness(fn, params, method="directional", init=zeros)[0])
+    with pytest.raises(ValueError, match="`init` must be a nonzero"):
+        et.sharpness(fn, params, method="directional", init=zeros)
 
 
 @pytest.mark.parametrize(
@@ -333,3 +334,29 @@ def test_estimators_have_fixed_shapes(method, k):
 def test_sharpness_rejects_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         et.sharpness(lambda w: jnp.sum(w**2), jnp.ones(3), **kwargs)
+
+
+@pytest.mark.parametrize("method", ["power", "lanczos"])
+def test_sharpness_rejects_a_zero_or_misshapen_start(method):
+    fn = lambda w: jnp.sum(w**2)  # noqa: E731
+    with pytest.raises(ValueError, match="`init` must be a nonzero"):
+        et.sharpness(fn, jnp.ones(3), method=method, init=jnp.zeros(3))
+    with pytest.raises(ValueError, match="`init` must have the structure and shapes"):
+        et.sharpness(fn, jnp.ones(3), method=method, init=jnp.ones(2))
+
+
+@pytest.mark.parametrize("method", ["power", "lanczos"])
+def test_estimators_stop_at_once_on_a_nan_objective(method):
+    estimate, info = et.sharpness(
+        lambda w: jnp.nan * jnp.sum(w**2), jnp.ones(3), method=method
+    )
+    assert np.isnan(estimate) and int(info["num_hvps"]) == 1
+
+
+def test_estimators_work_under_plain_jit():
+    fn = lambda w: 2.0 * jnp.sum(w**2)  # noqa: E731  (Hessian 4 I)
+    for estimator in (et.PowerIteration(), et.Lanczos(10)):
+        estimate, _ = jax.jit(
+            lambda e, w: et.sharpness(fn, w, method=e, key=jax.random.key(0))
+        )(estimator, jnp.ones(3))
+        assert float(estimate) == pytest.approx(4.0)

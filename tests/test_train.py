@@ -41,6 +41,13 @@ def test_a_configuration_compiles_once(batch_size):
         batch_size=batch_size,
         weight_decay=1e-3,
     )
+    # NumPy and JAX float32 scalars are the same abstract value as Python floats.
+    run(
+        et.Armijo(c=np.float32(0.3), max_stepsize=jnp.float32(1.5)),
+        num_steps=3,
+        batch_size=batch_size,
+        weight_decay=np.float32(1e-3),
+    )
     assert traces() == before
 
 
@@ -147,6 +154,45 @@ def test_divergence_stops_the_run_with_a_warning():
     assert len(history["loss"]) == result.diverged_at + 1
     assert not np.isfinite(history["loss"][-1])
     assert np.all(np.isfinite(history["loss"][:-1]))
+    # The steps after it were skipped: the model is the one of a run that ends there.
+    stopped = run(et.Constant(1e4), num_steps=result.diverged_at, sharpness_every=None)
+    assert not np.isfinite(et.objective(result.model, *small_data(64)))
+    assert jax.tree.all(
+        jax.tree.map(
+            np.array_equal,
+            eqx.filter(result.model, eqx.is_inexact_array),
+            eqx.filter(stopped.model, eqx.is_inexact_array),
+        )
+    )
+
+
+def test_wrong_labels_or_outputs_are_named():
+    x, y = small_data(64)
+    data = et.load_dataset("digits")
+    cases = [
+        ((x, y + 10), small_mlp(), "Labels must lie in \\[0, 10\\)"),
+        ((x, y - 1), small_mlp(), "Labels must lie in"),
+        ((x, y.astype(jnp.float32)), small_mlp(), "Labels must be integers"),
+        (data, et.MLP(64, 5, (8,), key=jax.random.key(0)), "5 outputs but the"),
+        ((x, y), et.MLP(64, 5, (8,), key=jax.random.key(0)), "Labels must lie in"),
+        ((x, y), et.MLP(49, 10, (8,), key=jax.random.key(0)), "cannot be applied"),
+    ]
+    for data, model, message in cases:
+        with pytest.raises(ValueError, match=message):
+            et.train(model, et.Constant(0.1), data, 3, key=jax.random.key(0))
+    with pytest.raises(TypeError, match="data"):  # ours, or jaxtyping's when enabled
+        et.train(small_mlp(), et.Constant(0.1), (x, y, y), 3, key=jax.random.key(0))
+
+
+def test_zoom_alone_measures_only_in_its_window():
+    history = run(
+        et.Constant(0.1),
+        num_steps=8,
+        sharpness_every=None,
+        sharpness_zoom=(np.int64(2), 5),
+    ).history
+    measured = ~np.isnan(history["sharpness"])
+    np.testing.assert_array_equal(np.flatnonzero(measured), [2, 3, 4])
 
 
 def test_callback_receives_every_row_once_in_order():
@@ -265,7 +311,7 @@ def test_zoom_window_measures_every_step():
         (dict(sharpness_method=et.Lanczos(), sharpness_tol=1e-2), "sharpness_tol"),
         (dict(sharpness_max_iters=0), "sharpness_max_iters"),
         (dict(sharpness_tol=-1.0), "sharpness_tol"),
-        (dict(sharpness_zoom=(5, 2)), "sharpness_zoom"),
+        (dict(sharpness_zoom=(5, 2)), "sharpness_zoom\\[1\\]"),
         (dict(batch_size=65), "batch_size"),
         (dict(batch_size=0), "batch_size"),
         (dict(sharpness_every=0), "sharpness_every"),

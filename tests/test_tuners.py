@@ -117,6 +117,13 @@ def test_armijo_increase_factor_starts_from_the_previous_step():
     assert all(s <= 0.2 for s in accepted)
 
 
+def test_armijo_fails_at_once_where_the_objective_is_nan():
+    w = jnp.ones(2)
+    tuner = et.Armijo()
+    stepsize, _, info = tuner.step(lambda v: v @ v, w, jnp.nan, w, tuner.init(w))
+    assert stepsize == 0 and info["failed"] and int(info["num_evals"]) == 0
+
+
 def test_armijo_accepts_the_first_trial_at_a_zero_gradient():
     w = jnp.zeros(3)
     tuner = et.Armijo()

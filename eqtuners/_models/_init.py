@@ -58,10 +58,18 @@ def check_width(width) -> float:
     return float(width)
 
 
-def check_image_shape(shape: tuple[int, ...], name: str) -> None:
-    """Raises a ValueError unless `shape` is one channels-last image `(H, W, C)`."""
+def check_image_shape(
+    shape: tuple[int, ...], name: str, channels: int | None = None
+) -> None:
+    """Raises a ValueError unless `shape` is one channels-last image `(H, W, C)`,
+    with `C == channels` when given."""
     if len(shape) != 3:
         raise ValueError(
             f"{name} takes one image of shape (height, width, channels), channels "
             f"last, got an input of shape {shape}."
+        )
+    if channels is not None and shape[-1] != channels:
+        raise ValueError(
+            f"{name} was built for images with {channels} channels, got an input of "
+            f"shape {shape}."
         )

@@ -45,6 +45,11 @@ class MLP(eqx.Module):
         )
 
     def __call__(self, x: Float[Array, "..."]) -> Float[Array, " classes"]:
+        if x.size != self.layers[0].in_features:
+            raise ValueError(
+                f"This MLP takes inputs of {self.layers[0].in_features} numbers, got "
+                f"an input of shape {x.shape}."
+            )
         x = jnp.ravel(x)
         for layer in self.layers[:-1]:
             x = jax.nn.relu(layer(x))

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from .._validation import checked_int
 from ._init import check_image_shape, check_width, scaled_width
 from .mlp import MLP, PAPER_WIDTHS
 from .resnet import RESNET34_STAGES, ResNet
@@ -77,6 +78,7 @@ def make_model(
             f"Unknown model {name!r}; choose one of {sorted(MODELS)}."
         ) from None
     width = check_width(width)
+    num_classes = checked_int("num_classes", num_classes)
     return builder(tuple(input_shape), num_classes, width=width, key=key)
 
 

@@ -138,7 +138,7 @@ class ResNet(eqx.Module):
         self.head = lecun_linear(channels, num_classes, key=next(keys))
 
     def __call__(self, x: Float[Array, "height width channels"]) -> Float[Array, " c"]:
-        check_image_shape(x.shape, "ResNet")
+        check_image_shape(x.shape, "ResNet", self.stem.weight.shape[2])
         x = jax.nn.relu(self.stem(x))
         for block in self.blocks:
             x = block(x)

@@ -73,6 +73,8 @@ class VGG(eqx.Module):
         channels = in_channels
         for item in config:
             if item == "M":
+                if pool_after[-1]:
+                    raise ValueError(f"`config` has two 'M' in a row: {config}.")
                 pool_after[-1] = True
             elif isinstance(item, int) and not isinstance(item, bool) and item > 0:
                 out = scaled_width(item, width)
@@ -88,7 +90,7 @@ class VGG(eqx.Module):
         self.head = lecun_linear(channels, num_classes, key=next(keys))
 
     def __call__(self, x: Float[Array, "height width channels"]) -> Float[Array, " c"]:
-        check_image_shape(x.shape, "VGG")
+        check_image_shape(x.shape, "VGG", self.convs[0].weight.shape[2])
         for conv, pool in zip(self.convs, self.pool_after):
             x = jax.nn.relu(conv(x))
             if pool:

@@ -28,8 +28,11 @@ in the loop's carry for warm starts.
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
+from .._tree import tree_norm
+from .._validation import checked_float, checked_int
 from ._base import AbstractSharpnessEstimator, SharpnessInfo
 from ._hvp import directional_curvature, normalise, random_direction
 from .lanczos import Lanczos
@@ -84,15 +87,14 @@ def sharpness(
             raise ValueError(
                 "`tol`, `max_iters` and `k` do not apply to method='directional'."
             )
-        direction = jax.grad(fn)(params) if init is None else init
-        return directional_curvature(fn, params, direction)
+        if init is None:
+            return directional_curvature(fn, params, jax.grad(fn)(params))
+        return directional_curvature(fn, params, _checked_init(init, params))
     estimator = make_estimator(method, tol=tol, max_iters=max_iters, k=k)
     if init is None:
         start = random_direction(jax.random.key(0) if key is None else key, params)
     else:
-        if jax.tree.structure(init) != jax.tree.structure(params):
-            raise ValueError("`init` must have the structure of `params`.")
-        start = normalise(init)
+        start = normalise(_checked_init(init, params))
     estimate, eigenvector, info = estimator.run(fn, params, start)
     return estimate, info | {"eigenvector": eigenvector}
 
@@ -123,20 +125,35 @@ def make_estimator(
             f"`{prefix}method` must be 'power', 'lanczos' or an estimator "
             f"(PowerIteration, Lanczos), got {method!r}."
         )
-    try:
-        if method == "power":
-            if k is not None:
-                raise ValueError("`k` is for method='lanczos' only.")
-            return PowerIteration(
-                1e-3 if tol is None else tol, 1000 if max_iters is None else max_iters
-            )
-        return Lanczos(
-            100 if max_iters is None else max_iters,
-            1e-3 if tol is None else tol,
-            1 if k is None else k,
+    # Checked here, so that errors name the caller's arguments.
+    tol = checked_float(
+        f"{prefix}tol", 1e-3 if tol is None else tol, lower=0.0, lower_open=False
+    )
+    if method == "power":
+        if k is not None:
+            raise ValueError(f"`{prefix}k` is for method='lanczos' only.")
+        max_iters = checked_int(
+            f"{prefix}max_iters", 1000 if max_iters is None else max_iters
         )
-    except ValueError as error:  # name the caller's arguments
-        message = str(error).replace("`max_steps`", "`max_iters`")
-        for name in ("tol", "max_iters", "k"):
-            message = message.replace(f"`{name}`", f"`{prefix}{name}`")
-        raise ValueError(message) from None
+        return PowerIteration(tol, max_iters)
+    max_iters = checked_int(
+        f"{prefix}max_iters", 100 if max_iters is None else max_iters
+    )
+    k = checked_int(f"{prefix}k", 1 if k is None else k, upper=max_iters)
+    return Lanczos(max_iters, tol, k)
+
+
+def _checked_init(init, params):
+    """`init`, after checking it is a nonzero vector shaped like `params`."""
+    same = jax.tree.structure(init) == jax.tree.structure(params) and all(
+        jnp.shape(a) == jnp.shape(b)
+        for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(params))
+    )
+    if not same:
+        raise ValueError("`init` must have the structure and shapes of `params`.")
+    norm = tree_norm(init)
+    if not isinstance(norm, jax.core.Tracer) and not norm > 0:
+        raise ValueError(
+            f"`init` must be a nonzero, finite vector; its norm is {norm}."
+        )
+    return init

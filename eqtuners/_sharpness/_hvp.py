@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
-from .._tree import tree_axpy, tree_dot, tree_scale
+from .._tree import tree_axpy, tree_dot, tree_norm, tree_scale
 
 
 def hessian_vector_product(
@@ -19,10 +19,6 @@ def hessian_vector_product(
     products evaluated in the same chunks.
     """
     return jax.jvp(jax.grad(fn), (params,), (vector,))[1]
-
-
-def tree_norm(vector: PyTree[Array]) -> Scalar:
-    return jnp.sqrt(tree_dot(vector, vector))
 
 
 def normalise(vector: PyTree[Array]) -> PyTree[Array]:

@@ -1,6 +1,7 @@
 import functools
 from typing import NamedTuple
 
+import equinox as eqx
 import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
@@ -104,7 +105,7 @@ def lanczos(matvec, start, *, max_steps: int, tol, k: int = 1) -> LanczosResult:
         scale = jnp.max(jnp.where(index < size, jnp.abs(values), 0))
         small = jnp.all(residuals <= tol * jnp.abs(values[:k])) & (size >= k)
         breakdown = beta <= 10 * jnp.finfo(dtype).eps * scale
-        done = small | breakdown | (size == steps)
+        done = small | breakdown | (size == steps) | ~jnp.isfinite(beta)
         following = jnp.minimum(size, steps - 1)
         unit = w / jnp.where(beta > 0, beta, 1)
         basis = basis.at[following].set(jnp.where(done, basis[following], unit))
@@ -178,10 +179,10 @@ class Lanczos(AbstractSharpnessEstimator):
     invariant subspace smaller than `k`).
     """
 
-    max_steps: int
+    max_steps: int = eqx.field(static=True)
     tol: Array
-    k: int
-    warm_start: bool
+    k: int = eqx.field(static=True)
+    warm_start: bool = eqx.field(static=True)
 
     def __init__(
         self,

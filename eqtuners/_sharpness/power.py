@@ -1,11 +1,12 @@
+import equinox as eqx
 import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array
 
-from .._tree import tree_axpy, tree_dot, tree_dtype
+from .._tree import tree_axpy, tree_dot, tree_dtype, tree_norm
 from .._validation import checked_float, checked_int
 from ._base import AbstractSharpnessEstimator
-from ._hvp import hessian_vector_product, normalise, tree_norm
+from ._hvp import hessian_vector_product, normalise
 
 
 class PowerIteration(AbstractSharpnessEstimator):
@@ -41,8 +42,8 @@ class PowerIteration(AbstractSharpnessEstimator):
     """
 
     tol: Array
-    max_iters: int
-    warm_start: bool
+    max_iters: int = eqx.field(static=True)
+    warm_start: bool = eqx.field(static=True)
 
     def __init__(self, tol=1e-3, max_iters: int = 1000, *, warm_start: bool = False):
         self.tol = checked_float("tol", tol, lower=0.0, lower_open=False)
@@ -59,7 +60,8 @@ class PowerIteration(AbstractSharpnessEstimator):
 
         def keep_going(carry):
             k, _, estimate, previous, _, _ = carry
-            return (k == 0) | ((k < self.max_iters) & not_converged(estimate, previous))
+            going = (k < self.max_iters) & not_converged(estimate, previous)
+            return (k == 0) | (going & jnp.isfinite(estimate))  # stop at a NaN
 
         def iterate(carry):
             k, vector, estimate, _, _, _ = carry

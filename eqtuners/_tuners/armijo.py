@@ -86,9 +86,9 @@ class Armijo(AbstractTuner):
         def trial_stepsize(k):
             return (initial * self.decrease_factor**k).astype(dtype)
 
-        def keep_searching(carry):
+        def keep_searching(carry):  # no trial can pass when f(w) is NaN or infinite
             k, accepted = carry
-            return ~accepted & (k <= self.max_backtracks)
+            return ~accepted & (k <= self.max_backtracks) & jnp.isfinite(value)
 
         def try_next(carry):
             k, _ = carry
