@@ -88,3 +88,56 @@ def checked_int(
         interval = f">= {lower}" if upper is None else f"in [{lower}, {upper}]"
         raise ValueError(f"`{name}` must be {interval}, got {value}.")
     return int(value)
+
+
+def checked_params(name: str, params) -> None:
+    """Checks that every leaf of `params` is a floating-point array (or number).
+
+    Parameters are what gradients, Hessian-vector products and steps act on; an
+    integer or boolean leaf (a model partitioned with `eqx.is_array` rather than
+    `eqx.is_inexact_array`) would otherwise fail deep inside JAX. Works at trace
+    time: only dtypes are looked at.
+
+    **Raises:** `ValueError` naming the first offending leaf and the fix.
+    """
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    if not leaves:
+        raise ValueError(f"`{name}` has no arrays: there is nothing to differentiate.")
+    for path, leaf in leaves:
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None and isinstance(leaf, float):
+            continue
+        if dtype is None or not jnp.issubdtype(dtype, jnp.inexact):
+            where = jax.tree_util.keystr(path) or "the root"
+            found = f"dtype {dtype}" if dtype is not None else type(leaf).__name__
+            raise ValueError(
+                f"`{name}` must hold only floating-point arrays, but the leaf at "
+                f"{where} is {found}. Split the model with "
+                "`params, static = eqx.partition(model, eqx.is_inexact_array)` and "
+                "pass `params`."
+            )
+
+
+def checked_key(name: str, key, *, batched: bool = False):
+    """Returns `key` as a typed JAX PRNG key array.
+
+    Accepts a key from `jax.random.key(seed)` (or a batch of them from
+    `jax.random.split`, with `batched=True`) and a legacy `jax.random.PRNGKey(seed)`
+    array of two uint32.
+
+    **Raises:** `ValueError` saying to use `jax.random.key(seed)` for anything else
+    (an int, a float array, ...).
+    """
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        typed = key
+    elif dtype == jnp.uint32 and getattr(key, "shape", (None,))[-1:] == (2,):
+        typed = jax.random.wrap_key_data(key)
+    else:
+        raise ValueError(
+            f"`{name}` must be a JAX PRNG key from `jax.random.key(seed)`, got {key!r}."
+        )
+    if typed.ndim > (1 if batched else 0):
+        allowed = "a key or a 1-D batch of keys" if batched else "a single key"
+        raise ValueError(f"`{name}` must be {allowed}, got shape {typed.shape}.")
+    return typed
