@@ -126,7 +126,7 @@ def sweep_fixed_stepsizes(model, data, args) -> list[dict]:
                 args.sweep_steps,
                 key=jax.random.key(args.seed),
                 batch_size=args.batch_size,
-                sharpness_every=None,
+                measure=None,
                 chunk_size=args.chunk_size,
             )
         loss = result.history["loss"]
@@ -172,7 +172,7 @@ def run_one(name, model, tuner, data, args, config) -> tuple[dict, et.TrainResul
     run = RunDirectory(args.out / name, config, seed=args.seed)
     start = time.perf_counter()
 
-    def progress(rows):
+    def progress(rows, state):
         run.append(rows)
         sharp = rows["sharpness"][~np.isnan(rows["sharpness"])]
         print(
@@ -189,7 +189,7 @@ def run_one(name, model, tuner, data, args, config) -> tuple[dict, et.TrainResul
         args.steps,
         key=jax.random.key(args.seed),
         batch_size=args.batch_size,
-        sharpness_every=args.sharpness_every,
+        measure=et.Measurements(args.sharpness_every),
         chunk_size=args.chunk_size,
         steps_per_call=min(200, args.steps),
         callback=progress,

@@ -80,7 +80,7 @@ def time_ours(model, tuner, data, steps, chunk_size, weight_decay) -> float:
             data,
             num_steps,
             key=jax.random.key(0),
-            sharpness_every=None,
+            measure=None,
             weight_decay=weight_decay,
             chunk_size=chunk_size,
             steps_per_call=steps,

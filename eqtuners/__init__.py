@@ -12,6 +12,7 @@ from ._data import (
     read_fashion_mnist_idx as read_fashion_mnist_idx,
     read_idx as read_idx,
 )
+from ._measurements import Measurements as Measurements
 from ._models import (
     DEFAULT_CHUNK_SIZES as DEFAULT_CHUNK_SIZES,
     MLP as MLP,
@@ -35,7 +36,13 @@ from ._sharpness import (
     hessian_vector_product as hessian_vector_product,
     sharpness as sharpness,
 )
-from ._train import History as History, TrainResult as TrainResult, train as train
+from ._stack import Stack as Stack, stack as stack
+from ._train import (
+    History as History,
+    TrainResult as TrainResult,
+    TrainState as TrainState,
+    train as train,
+)
 from ._tuners import (
     AbstractTuner as AbstractTuner,
     Armijo as Armijo,

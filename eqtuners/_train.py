@@ -2,50 +2,61 @@
 
 Each step draws a batch, computes the objective and its gradient on it, asks the tuner
 for a step size (the tuner's `fn` is the objective on the *same* batch), moves the
-parameters, and records one row of measurements. Every `sharpness_every` steps (and
-every step inside an optional window, `sharpness_zoom`), under `lax.cond`, it also
-measures the full-batch training objective, the sharpness with the chosen estimator
-and the curvature along the step's gradient, at the parameters *before* the step, so
-`stepsize * sharpness` on a row pairs the step size with the curvature it was
-applied to. The estimator's state (the last top eigenvector and estimate) is part of
-the scan's carry, so a warm-started estimator starts each measurement from the
-previous eigenvector and needs only a few Hessian-vector products.
+parameters, and records one row. On the schedule of a `Measurements` (under
+`lax.cond`), it also measures the full training objective, the sharpness and the
+curvature along the gradient, at the parameters *before* the step, so `stepsize *
+sharpness` on a row pairs the step size with the curvature it was applied to. The
+sharpness estimator's state (e.g. the last eigenvector) is part of the scan's carry,
+so a warm-started estimator needs only a few Hessian-vector products.
 
-The run is cut into calls of `steps_per_call` steps to the same compiled `lax.scan`.
-Between calls the host collects the rows (and hands them to `callback`), so a long run
-shows progress and writes results as it goes; nothing crosses to the host inside a
-call. Steps past `num_steps` in the last call are skipped, so every call has the
-same shapes and a configuration compiles once, whatever `num_steps`, the key, or the
-tuner's hyperparameter values.
+**Calls and resuming.** The run is cut into calls of `steps_per_call` steps to the
+same compiled `lax.scan`. Between calls the host collects the rows, updates the
+progress bar and hands the rows and the loop's whole state (`TrainState`) to
+`callback`, which may write them to disk; `train(..., resume=state)` continues from
+such a state and produces, on the same device, exactly the history an uninterrupted
+run would have. Steps past `num_steps` in the last call are skipped, so every call
+has the same shapes and a configuration compiles once, whatever `num_steps`, the
+key, the schedule or the tuner's hyperparameter values.
+
+**Many runs in one compile.** `model` and `tuner` may each be a `Stack` (from
+`eqtuners.stack`) and `key` a batch of keys: the runs then go through one compiled
+scan under `vmap`, and the history gains a leading run axis. The measurement
+schedule does not depend on the runs, so measuring stays one `lax.cond` for all of
+them; a `while_loop` (Armijo's search, the estimators) runs until every run is done.
+
+**Non-finite values.** A step whose loss or gradient is NaN or infinite ends its
+run: the parameters stay exactly where they were, the row of that step is the last
+one, and a warning names what was not finite.
 """
 
 import dataclasses
 import warnings
 from collections.abc import Callable
-from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, PyTree
 
 from ._data import Dataset
-from ._objective import objective
-from ._sharpness import (
-    AbstractSharpnessEstimator,
-    SharpnessState,
-    directional_curvature,
-    make_estimator,
+from ._measurements import (
+    Measurements,
+    is_scheduled,
+    measurement_set,
+    schedule_arrays,
 )
+from ._objective import objective
+from ._sharpness import AbstractSharpnessEstimator, directional_curvature
+from ._stack import Stack
 from ._tree import tree_axpy, tree_dot
 from ._tuners import AbstractTuner
-from ._validation import checked_float, checked_int
+from ._validation import checked_float, checked_int, checked_key
 
 History = dict[str, np.ndarray]
 
-# Keys of the rows the loop writes itself; a tuner's `info` keys are added beside them.
+# The loop's own columns, in order; the estimator's and the tuner's follow.
 LOOP_KEYS = (
     "step",
     "loss",
@@ -56,59 +67,105 @@ LOOP_KEYS = (
     "stepsize_x_sharpness",
     "sharpness_num_hvps",
     "sharpness_residual",
+    "sharpness_converged",
     "directional_curvature",
 )
+_MEASURED_KEYS = LOOP_KEYS[4:]
+
+
+class TrainState(eqx.Module):
+    """The loop's whole state between two steps: enough to resume a run exactly.
+
+    - `params`: the model's floating-point arrays.
+    - `tuner_state`: the tuner's state.
+    - `tracker`: the sharpness estimator's state (e.g. the last eigenvector).
+    - `order`: `(permutation, batch index)` of the mini-batch order; `None` for
+      full-batch runs.
+    - `key`: the PRNG key of the next step.
+    - `step`: the number of steps taken (a scalar, shared by stacked runs).
+    - `finite`: false once a run met a non-finite loss or gradient.
+
+    For stacked runs every field but `step` has a leading run axis.
+    """
+
+    params: PyTree[Array]
+    tuner_state: PyTree[Array]
+    tracker: PyTree[Array]
+    order: tuple[Array, Array] | None
+    key: Array  # a PRNG key array: one key, or one per run
+    step: Array | None  # None only inside the loop, for the per-run part
+    finite: Array
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
     """What `train` returns.
 
-    - `model`: the model after the last step run.
-    - `history`: one row per step, as a dict of NumPy arrays keyed by `LOOP_KEYS` and
-      the tuner's `info` keys. `loss` is the objective on the step's batch at the
-      parameters before the step; `train_loss`, `sharpness`, `stepsize_x_sharpness`,
-      `sharpness_num_hvps` (the estimator's Hessian-vector products),
-      `sharpness_residual` (`||Hv - sharpness v||` for the estimated eigenvector
-      `v`) and `directional_curvature` (`g^T H g / ||g||^2` for the step's gradient
-      `g` and the Hessian `H` of the sharpness measurement set; one more product) are
-      NaN on rows where they were not measured. An estimator with `k > 1` adds
-      `eigenvalue_2`, ..., `eigenvalue_k`.
-    - `tuner_state`: the tuner's state after the last step.
-    - `sharpness_state`: the sharpness tracker's state after the last step (the last
-      eigenvector and estimate).
-    - `diverged_at`: the first step whose loss was NaN or infinite, or `None`. The run
-      stops there: the steps after it are skipped, `history` ends at that step, and
-      `model` holds the parameters at which the loss was not finite.
+    - `model`: the model after the last step run (a `Stack` for stacked runs).
+    - `history`: one row per step, a dict of NumPy arrays keyed by `LOOP_KEYS` and
+      the tuner's `info` keys (see `train`); for stacked runs each array has a
+      leading run axis, and the rows of a run after it stopped are NaN.
+    - `state`: the final `TrainState` (`train(..., resume=state)` continues).
+    - `diverged_at`: the step whose loss or gradient was not finite, or `None`; a
+      list of those, one per run, for stacked runs.
+    - `nonfinite`: what was not finite at that step (`"loss"`, `"gradient"`), or
+      `None` (a list for stacked runs).
     """
 
     model: eqx.Module
     history: History
-    tuner_state: PyTree
-    sharpness_state: SharpnessState
-    diverged_at: int | None
+    state: TrainState
+    diverged_at: int | None | list[int | None]
+    nonfinite: str | None | list[str | None]
+
+    @property
+    def tuner_state(self):
+        return self.state.tuner_state
+
+    @property
+    def sharpness_state(self):
+        return self.state.tracker
+
+    def unstack(self) -> list["TrainResult"]:
+        """The runs of a stacked result as separate results, each history cut at its
+        run's last step (as a single run's would be)."""
+        if not isinstance(self.model, Stack):
+            return [self]
+        results = []
+        for i in range(len(self.model)):
+            end = len(self.history["step"][i])
+            if self.diverged_at[i] is not None:
+                end = self.diverged_at[i] + 1 - int(self.history["step"][i][0])
+            history = {k: v[i][:end] for k, v in self.history.items()}
+            state = jax.tree.map(lambda a: a[i], _runs_part(self.state))
+            state = dataclasses.replace(state, step=self.state.step)
+            results.append(
+                TrainResult(
+                    self.model[i],
+                    history,
+                    state,
+                    self.diverged_at[i],
+                    self.nonfinite[i],
+                )
+            )
+        return results
 
 
-class _Carry(NamedTuple):
-    """What one step hands to the next."""
-
-    params: PyTree[Array]
-    tuner_state: PyTree[Array]
-    tracker: SharpnessState
-    order: tuple[Array, Array] | None  # (permutation, batch index); None: full batch
-    key: PRNGKeyArray
-    step: Array
-    finite: Array  # false from the first step whose loss is NaN or infinite on
+def _runs_part(state: TrainState) -> TrainState:
+    """`state` without its shared step counter, for mapping over runs."""
+    return dataclasses.replace(state, step=None)
 
 
 class _Settings(eqx.Module):
     """The static part of a configuration: changing any of these recompiles."""
 
     batch_size: int | None
-    track_sharpness: bool
-    track_directional: bool
+    measure: bool
+    directional: bool
     chunk_size: int | None
     steps_per_call: int
+    tuner_axis: int | None  # 0 for a stack of tuners
+    stacked: bool
 
 
 def _next_batch(settings, x, y, order, key):
@@ -130,113 +187,156 @@ def _next_batch(settings, x, y, order, key):
     return (x[chosen], y[chosen]), (permutation, index + 1)
 
 
-def _step_rows_and_carry(settings, static, tuner, estimator, data, hyper, carry):
-    """One step of the loop: returns the new carry and the step's row."""
+def _objective_on(settings, static, weight_decay, x, y):
+    return lambda p: objective(
+        eqx.combine(p, static),
+        x,
+        y,
+        weight_decay=weight_decay,
+        chunk_size=settings.chunk_size,
+    )
+
+
+def _measure(
+    settings, static, estimator, data, weight_decay, params, value, grad, tracker, key
+):
+    """The measurement step: the full training objective, the sharpness and the
+    curvature along the gradient at `params`."""
     x, y, sharp_x, sharp_y = data
-    weight_decay, sharpness_every, zoom, _ = hyper
-    params, tuner_state, tracker, order, key, step, _ = carry
-    key, batch_key, sharpness_key = jax.random.split(key, 3)
+    if settings.batch_size is None:
+        train_loss = value
+    else:
+        train_loss = _objective_on(settings, static, weight_decay, x, y)(params)
+    sharp_fn = _objective_on(settings, static, weight_decay, sharp_x, sharp_y)
+    estimate, tracker, info = estimator.update(sharp_fn, params, tracker, key)
+    if settings.directional:
+        curvature = directional_curvature(sharp_fn, params, grad)[0]
+    else:
+        curvature = jnp.nan
+    measured = {
+        "train_loss": train_loss,
+        "sharpness": estimate,
+        "sharpness_num_hvps": info["num_hvps"],
+        "sharpness_residual": info["residual"],
+        "sharpness_converged": info["converged"],
+        "directional_curvature": curvature,
+    }
+    for i, eigenvalue in enumerate(info["top_k"][1:]):
+        measured[f"eigenvalue_{i + 2}"] = eigenvalue
+    return jax.tree.map(lambda v: jnp.asarray(v, value.dtype), measured), tracker
 
-    def objective_on(bx, by):
-        return lambda p: objective(
-            eqx.combine(p, static),
-            bx,
-            by,
-            weight_decay=weight_decay,
-            chunk_size=settings.chunk_size,
-        )
 
-    (bx, by), order = _next_batch(settings, x, y, order, batch_key)
-    fn = objective_on(bx, by)
-    value, grad = jax.value_and_grad(fn)(params)
-    stepsize, tuner_state, info = tuner.step(fn, params, value, grad, tuner_state)
-    nan = jnp.full((), jnp.nan, value.dtype)
+def _run_step(settings, static, estimator, data, hyper, tuner, run, step):
+    """One step of one run: returns the run's new state (a `TrainState` without its
+    step counter) and the step's row."""
+    x, y, _, _ = data
+    weight_decay, every, start, stop, num_steps = hyper
+    key, batch_key, measure_key = jax.random.split(run.key, 3)
+    (bx, by), order = _next_batch(settings, x, y, run.order, batch_key)
+    fn = _objective_on(settings, static, weight_decay, bx, by)
+    value, grad = jax.value_and_grad(fn)(run.params)
+    grad_sq_norm = tree_dot(grad, grad)
+    stepsize, tuner_state, info = tuner.step(
+        fn, run.params, value, grad, run.tuner_state
+    )
 
     def measure():
-        if settings.batch_size is None:
-            train_loss = value
-        else:
-            train_loss = objective_on(x, y)(params)
-        sharp_fn = objective_on(sharp_x, sharp_y)
-        estimate, new_tracker, sharpness_info = estimator.update(
-            sharp_fn, params, tracker, sharpness_key
+        return _measure(
+            settings,
+            static,
+            estimator,
+            data,
+            weight_decay,
+            run.params,
+            value,
+            grad,
+            run.tracker,
+            measure_key,
         )
-        if settings.track_directional:
-            curvature = directional_curvature(sharp_fn, params, grad)[0]
-        else:
-            curvature = nan
-        measured = {
-            "train_loss": train_loss,
-            "sharpness": estimate,
-            "sharpness_num_hvps": sharpness_info["num_hvps"],
-            "sharpness_residual": sharpness_info["residual"],
-            "directional_curvature": curvature,
-        }
-        for i, eigenvalue in enumerate(sharpness_info["top_k"][1:]):
-            measured[f"eigenvalue_{i + 2}"] = eigenvalue
-        return jax.tree.map(lambda v: v.astype(value.dtype), measured), new_tracker
 
     def skip_measure():
-        return jax.tree.map(lambda _: nan, jax.eval_shape(measure)[0]), tracker
+        nan = jnp.full((), jnp.nan, value.dtype)
+        if not settings.measure:
+            keys = [k for k in _MEASURED_KEYS if k != "stepsize_x_sharpness"]
+            return dict.fromkeys(keys, nan), run.tracker
+        return jax.tree.map(lambda _: nan, jax.eval_shape(measure)[0]), run.tracker
 
-    if settings.track_sharpness:
-        start, stop = zoom
-        every = (sharpness_every > 0) & (step % jnp.maximum(sharpness_every, 1) == 0)
-        scheduled = (every | ((start <= step) & (step < stop))) & jnp.isfinite(value)
+    if settings.measure:
+        scheduled = is_scheduled(step, num_steps, every, start, stop)
         measured, tracker = lax.cond(scheduled, measure, skip_measure)
     else:
         measured, tracker = skip_measure()
     row = {
-        "step": step,
         "loss": value,
-        "grad_sq_norm": tree_dot(grad, grad),
+        "grad_sq_norm": grad_sq_norm,
         "stepsize": stepsize,
         **measured,
         "stepsize_x_sharpness": stepsize * measured["sharpness"],
         **info,
     }
-    # A non-finite loss ends the run: the parameters stay where it was measured.
-    finite = jnp.isfinite(value)
-    params = jax.tree.map(
-        lambda new, old: jnp.where(finite, new, old),
-        tree_axpy(-stepsize, grad, params),
-        params,
+    # A non-finite loss or gradient ends the run where it was met.
+    finite = jnp.isfinite(value) & jnp.isfinite(grad_sq_norm)
+
+    def keep(new, old):
+        return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+
+    new = TrainState(
+        params=keep(tree_axpy(-stepsize, grad, run.params), run.params),
+        tuner_state=keep(tuner_state, run.tuner_state),
+        tracker=tracker,
+        order=order,
+        key=key,
+        step=None,
+        finite=finite,
     )
-    return _Carry(params, tuner_state, tracker, order, key, step + 1, finite), row
+    return new, row
+
+
+def _empty_row(row_shapes):
+    """The row of a step not taken: NaN, or zero for integers and booleans."""
+
+    def fill(s):
+        value = jnp.nan if jnp.issubdtype(s.dtype, jnp.inexact) else 0
+        return jnp.full(s.shape, value, s.dtype)
+
+    return jax.tree.map(fill, row_shapes)
 
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts compiles; tests read the count
-def _run_call(settings, static, tuner, estimator, data, hyper, carry):
+def _run_call(settings, static, tuner, estimator, data, hyper, state):
     num_steps = hyper[-1]
 
-    def active(carry):
-        return _step_rows_and_carry(
-            settings, static, tuner, estimator, data, hyper, carry
+    def one_run(tuner, run, step):
+        def taken(run):
+            return _run_step(settings, static, estimator, data, hyper, tuner, run, step)
+
+        row_shapes = jax.eval_shape(taken, run)[1]
+
+        def stopped(run):
+            return run, _empty_row(row_shapes)
+
+        # A real `cond` for one run; under `vmap` a select between the two.
+        return lax.cond(run.finite, taken, stopped, run)
+
+    if settings.stacked:
+        one_run = eqx.filter_vmap(one_run, in_axes=(settings.tuner_axis, 0, None))
+
+    def active(state):
+        run, row = one_run(tuner, _runs_part(state), state.step)
+        return dataclasses.replace(run, step=state.step + 1), row
+
+    row_shapes = jax.eval_shape(active, state)[1]
+
+    def body(state, _):
+        return lax.cond(
+            state.step < num_steps,
+            active,
+            lambda state: (state, _empty_row(row_shapes)),
+            state,
         )
 
-    row_shapes = jax.eval_shape(active, carry)[1]
-
-    def skipped(carry):
-        return carry, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), row_shapes)
-
-    def body(carry, _):
-        return lax.cond(carry.finite & (carry.step < num_steps), active, skipped, carry)
-
-    return lax.scan(body, carry, length=settings.steps_per_call)
-
-
-def _zoom(zoom):
-    """`sharpness_zoom` as arrays `(start, stop)`; `(0, 0)` (no window) for `None`."""
-    if zoom is None:
-        return jnp.asarray(0), jnp.asarray(0)
-    if not isinstance(zoom, tuple | list) or len(zoom) != 2:
-        raise ValueError(
-            f"`sharpness_zoom` must be a pair (start, stop), got {zoom!r}."
-        )
-    start = checked_int("sharpness_zoom[0]", zoom[0], lower=0)
-    stop = checked_int("sharpness_zoom[1]", zoom[1], lower=start)
-    return jnp.asarray(start), jnp.asarray(stop)
+    return lax.scan(body, state, length=settings.steps_per_call)
 
 
 def _check_data_and_model(model, data, x, y):
@@ -274,162 +374,355 @@ def _check_data_and_model(model, data, x, y):
         )
 
 
+def _training_arrays(data):
+    if isinstance(data, Dataset):
+        return data.train_x, data.train_y
+    if isinstance(data, tuple | list) and len(data) == 2:
+        return jnp.asarray(data[0]), jnp.asarray(data[1])  # on the device once
+    raise TypeError(f"`data` must be a Dataset or a pair (x, y), got {data!r}.")
+
+
+def _num_runs(model, tuner, key) -> int | None:
+    """The number of stacked runs, or `None` for a single run; raises a
+    `ValueError` when the stacks and the batch of keys disagree."""
+    sizes = {}
+    if isinstance(model, Stack):
+        sizes["model"] = len(model)
+    if isinstance(tuner, Stack):
+        sizes["tuner"] = len(tuner)
+    if key.ndim == 1:
+        sizes["key"] = key.shape[0]
+    if len(set(sizes.values())) > 1:
+        given = ", ".join(f"`{name}` has {size}" for name, size in sizes.items())
+        raise ValueError(f"Stacked arguments must hold as many runs each: {given}.")
+    return next(iter(sizes.values()), None)
+
+
+def _initial_state(
+    settings, params, tuner, estimator, key, num_examples, runs, model_axis
+):
+    """The state before the first step (with a leading run axis for stacks)."""
+
+    def one_run(params, tuner, key):
+        if settings.batch_size is None:
+            order = None
+        else:  # an epoch that has just ended, so the first step shuffles
+            order = (
+                jnp.arange(num_examples),
+                jnp.asarray(num_examples // settings.batch_size),
+            )
+        return TrainState(
+            params=params,
+            tuner_state=tuner.init(params),
+            tracker=estimator.init(params) if settings.measure else None,
+            order=order,
+            key=key,
+            step=None,
+            finite=jnp.asarray(True),
+        )
+
+    if runs is None:
+        state = one_run(params, tuner, key)
+    else:
+        if key.ndim == 0:  # one key for all runs: the same batches for each
+            key = jnp.broadcast_to(key, (runs,))
+        state = eqx.filter_vmap(
+            one_run, in_axes=(model_axis, settings.tuner_axis, 0), axis_size=runs
+        )(params, tuner, key)
+    return dataclasses.replace(state, step=jnp.asarray(0))
+
+
+def _checked_resume(resume, fresh):
+    """`resume`, after checking it has the structure, shapes and dtypes of the
+    state this configuration starts from."""
+    if not isinstance(resume, TrainState):
+        raise TypeError(f"`resume` must be a TrainState, got {type(resume)}.")
+
+    def signature(state):
+        leaves, treedef = jax.tree.flatten(state)
+        return treedef, [(jnp.shape(a), jnp.result_type(a)) for a in leaves]
+
+    if signature(resume) != signature(fresh):
+        raise ValueError(
+            "`resume` does not match this configuration (model, tuner, batch size, "
+            "measurements, number of runs): resume a run with the arguments that "
+            "started it."
+        )
+    return resume
+
+
+def _column_order(rows) -> list[str]:
+    columns = [k for k in LOOP_KEYS if k in rows]
+    return columns + sorted(set(rows) - {*LOOP_KEYS})
+
+
+def _first_nonfinite(rows, axis_runs: bool):
+    """Per run, the index of the first row with a non-finite loss or gradient
+    (or -1), and what was not finite there."""
+    bad_loss = ~np.isfinite(rows["loss"])
+    bad = bad_loss | ~np.isfinite(rows["grad_sq_norm"])
+    bad = bad if axis_runs else bad[None]
+    bad_loss = bad_loss if axis_runs else bad_loss[None]
+    found = []
+    for run_bad, run_loss in zip(bad, bad_loss):
+        if run_bad.any():
+            i = int(np.argmax(run_bad))
+            found.append((i, "loss" if run_loss[i] else "gradient"))
+        else:
+            found.append((-1, None))
+    return found
+
+
+def _nonfinite_message(history, run, step, what, first_step):
+    """The warning for a run stopped by a non-finite loss or gradient."""
+    rows = {k: (v[run] if run is not None else v) for k, v in history.items()}
+    where = step - first_step
+    name = "" if run is None else f"Run {run}: "
+    if what == "gradient":
+        return (
+            f"{name}the gradient is not finite at step {step} while the loss is "
+            f"finite ({rows['loss'][where]:.6g}): the objective is not "
+            "differentiable at these parameters (a square root or a norm at zero, "
+            "a log at zero, ...). The run stopped there with the parameters "
+            "unchanged; change the model or where it starts."
+        )
+    if where == 0:
+        return (
+            f"{name}the loss is {rows['loss'][where]} at step {step}, the first step "
+            "run: check the model's initialisation and the data for NaN or "
+            "infinite values. The run stopped there."
+        )
+    return (
+        f"{name}the loss became {rows['loss'][where]} at step {step} after a step "
+        f"of size {rows['stepsize'][where - 1]:.4g}; the run stopped there, with the "
+        "parameters at which the loss was not finite. The step size is too large "
+        "for this model and data: lower it, or use a tuner that checks the loss "
+        "(Armijo)."
+    )
+
+
+def _progress_bar(num_steps, first, progress, runs):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=num_steps,
+        initial=first,
+        unit="step",
+        desc="train" if runs is None else f"train ({runs} runs)",
+        disable=None if progress is None else not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
+
+
+def _postfix(rows) -> dict[str, str]:
+    def last(key):
+        values = np.asarray(rows[key], float).ravel()
+        values = values[np.isfinite(values)]
+        return f"{values[-1]:.4g}" if values.size else None
+
+    postfix = {"loss": last("loss"), "step size": last("stepsize")}
+    if "sharpness" in rows:
+        postfix["sharpness"] = last("sharpness")
+    return {k: v for k, v in postfix.items() if v is not None}
+
+
 def train(
-    model: eqx.Module,
-    tuner: AbstractTuner,
+    model: eqx.Module | Stack,
+    tuner: AbstractTuner | Stack,
     data: Dataset | tuple[ArrayLike, ArrayLike],
     num_steps: int,
     *,
-    key: PRNGKeyArray,
+    key,  # checked by `checked_key`, whose message says what to pass
     batch_size: int | None = None,
-    sharpness_every: int | None = 50,
-    sharpness_examples: int | None = None,
-    sharpness_method: str | AbstractSharpnessEstimator = "power",
-    sharpness_zoom: tuple[int | np.integer, int | np.integer] | None = None,
-    sharpness_tol: float | None = None,
-    sharpness_max_iters: int | None = None,
-    track_directional_curvature: bool = True,
+    measure: Measurements | None = Measurements(),
     weight_decay=1e-4,
     chunk_size: int | None = None,
     steps_per_call: int = 100,
-    callback: Callable[[History], None] | None = None,
+    callback: Callable[[History, TrainState], None] | None = None,
+    resume: TrainState | None = None,
+    progress: bool | None = None,
 ) -> TrainResult:
     """Trains `model` with gradient descent whose step size comes from `tuner`.
 
     **Arguments:**
 
     - `model`: an Equinox module mapping one example to logits; its floating-point
-      arrays are the parameters.
-    - `tuner`: an `AbstractTuner`, e.g. `Armijo()`, `Polyak()`, `Constant(0.1)`.
+      arrays are the parameters. A `Stack` of models runs them all at once.
+    - `tuner`: an `AbstractTuner`, e.g. `Armijo()`, `Polyak()`, `Constant(0.1)`, or a
+      `Stack` of tuners of one type (`eqtuners.stack([...])`).
     - `data`: a `Dataset` (its training split is used) or a tuple `(x, y)`.
     - `num_steps`: the number of steps.
-    - `key`: a JAX PRNG key; it fixes the batch order and the sharpness starting
-      vectors, so the same key gives the same history.
+    - `key`: a PRNG key from `jax.random.key(seed)`; it fixes the batch order and
+      the estimators' random starts, so the same key gives the same history. A
+      batch of keys (`jax.random.split(key, R)`) runs R runs; one key for stacked
+      runs gives them all the same batches.
     - `batch_size`: `None` for the deterministic regime (the whole training set every
       step), or the mini-batch size: batches are drawn without replacement within an
       epoch (the last `n % batch_size` examples of each shuffle are left out) and the
       order is reshuffled every epoch.
-    - `sharpness_every`: measure the sharpness, the directional curvature and the
-      full-batch training objective every this many steps (from step 0); `None`
-      measures only in the `sharpness_zoom` window, if any.
-    - `sharpness_examples`: measure the sharpness on the first this many training
-      examples (`None`: all of them).
-    - `sharpness_method`: the estimator: `"power"` (the paper's power iteration,
-      from a random direction at every measurement; the default), `"lanczos"`
-      (`Lanczos()`: warm-started from the previous eigenvector, relative residual
-      1e-3, at most 100 products), or an estimator such as `PowerIteration(...)` or
-      `Lanczos(max_steps=..., tol=..., k=..., warm_start=...)`.
-    - `sharpness_zoom`: `(start, stop)`: also measure at every step in `[start,
-      stop)`, to follow the sharpness closely over a short stretch (the paper's
-      Figure 6); with a warm-started estimator each such measurement costs a few
-      products.
-    - `sharpness_tol`, `sharpness_max_iters`: the stopping rule of a method given by
-      name (for `"power"`, the paper's 1e-3 relative change and 1000 products; for
-      `"lanczos"`, 1e-3 relative residual and 100 products).
-    - `track_directional_curvature`: whether measurements include the curvature
-      along the step's gradient (one Hessian-vector product each).
+    - `measure`: what to measure and when, a `Measurements` (default: the sharpness
+      by the paper's power iteration every 50 steps and at the last step); `None`
+      measures nothing.
     - `weight_decay`: the objective's weight decay, >= 0 (the paper: 1e-4).
     - `chunk_size`: evaluate the objective over this many examples at a time, to bound
       memory (`None`: all at once).
-    - `steps_per_call`: steps per call of the compiled scan; rows reach the host and
-      `callback` after each call.
-    - `callback`: called after each call with that call's rows (a `History`).
+    - `steps_per_call`: steps per call of the compiled scan; rows reach the host,
+      the progress bar and `callback` after each call.
+    - `callback`: called after each call with that call's rows (a `History`) and the
+      loop's state after them (a `TrainState`, for checkpoints).
+    - `resume`: a `TrainState` handed to `callback` by an earlier run with the same
+      arguments: the run continues from it, and the rows from its step on are those
+      of an uninterrupted run.
+    - `progress`: show a progress bar with the time left (`None`: only on a
+      terminal).
 
-    **Returns:** a `TrainResult`. A loss that becomes NaN or infinite stops the run
-    with a warning and sets `TrainResult.diverged_at`.
+    **Returns:** a `TrainResult`. The history has one row per step run, with the
+    columns `step`, `loss` (the objective on the step's batch, before the step),
+    `grad_sq_norm`, `stepsize`, the measurements (`train_loss`, `sharpness`,
+    `stepsize_x_sharpness`, `sharpness_num_hvps`, `sharpness_residual`,
+    `sharpness_converged`, `directional_curvature`; NaN on rows not measured; an
+    estimator with `k > 1` adds `eigenvalue_2`, ...) and the tuner's `info`.
+
+    **Warns:** `RuntimeWarning` when a run stops on a non-finite loss or gradient
+    (naming which), and once at the end when some sharpness measurements did not
+    converge.
+
+    **Raises:** `ValueError` naming the argument for invalid values, mismatched
+    data and model, or stacks of different sizes; `TypeError` for a tuner that is
+    not an `AbstractTuner`.
     """
-    if not isinstance(tuner, AbstractTuner):
+    x, y = _training_arrays(data)
+    key = checked_key("key", key, batched=True)
+    runs = _num_runs(model, tuner, key)
+    member_tuner = tuner[0] if isinstance(tuner, Stack) else tuner
+    if not isinstance(member_tuner, AbstractTuner):
         raise TypeError(f"`tuner` must be an AbstractTuner, got {type(tuner)}.")
-    if isinstance(data, Dataset):
-        x, y = data.train_x, data.train_y
-    elif isinstance(data, tuple | list) and len(data) == 2:
-        x, y = jnp.asarray(data[0]), jnp.asarray(data[1])  # on the device once
-    else:
-        raise TypeError(f"`data` must be a Dataset or a pair (x, y), got {data!r}.")
-    _check_data_and_model(model, data, x, y)
+    member_model = model[0] if isinstance(model, Stack) else model
+    _check_data_and_model(member_model, data, x, y)
     num_examples = x.shape[0]
     checked_int("num_steps", num_steps)
     checked_int("batch_size", batch_size, upper=num_examples, allow_none=True)
-    checked_int("sharpness_every", sharpness_every, allow_none=True)
-    checked_int(
-        "sharpness_examples", sharpness_examples, upper=num_examples, allow_none=True
-    )
     checked_int("chunk_size", chunk_size, allow_none=True)
     checked_int("steps_per_call", steps_per_call)
-    estimator = make_estimator(
-        sharpness_method,
-        tol=sharpness_tol,
-        max_iters=sharpness_max_iters,
-        prefix="sharpness_",
-    )
-    zoom = _zoom(sharpness_zoom)
     weight_decay = checked_float(
         "weight_decay", weight_decay, lower=0.0, lower_open=False
     )
+    if measure is not None and not isinstance(measure, Measurements):
+        raise TypeError(
+            f"`measure` must be a Measurements or None, got {type(measure)}."
+        )
+    estimator: AbstractSharpnessEstimator | None = (
+        None if measure is None else measure.sharpness
+    )
+    sharp_x, sharp_y = (x, y) if measure is None else measurement_set(measure, x, y)
 
     settings = _Settings(
         batch_size=batch_size,
-        track_sharpness=sharpness_every is not None or sharpness_zoom is not None,
-        track_directional=bool(track_directional_curvature),
+        measure=measure is not None,
+        directional=measure is not None and measure.directional_curvature,
         chunk_size=chunk_size,
         steps_per_call=steps_per_call,
+        tuner_axis=0 if isinstance(tuner, Stack) else None,
+        stacked=runs is not None,
     )
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    sharp_x, sharp_y = x[:sharpness_examples], y[:sharpness_examples]
-    hyper = (
-        weight_decay,
-        jnp.asarray(sharpness_every or 0),  # 0: only the zoom window
-        zoom,
-        jnp.asarray(num_steps),
-    )
-    if batch_size is None:
-        order = None
-    else:  # an epoch that has just ended, so the first step shuffles
-        order = (jnp.arange(num_examples), jnp.asarray(num_examples // batch_size))
-    tracker = estimator.init(params)
-    carry = _Carry(
-        params,
-        tuner.init(params),
-        tracker,
-        order,
-        key,
-        step=jnp.asarray(0),
-        finite=jnp.asarray(True),
-    )
+    model_tree = model.tree if isinstance(model, Stack) else model
+    tuner_tree = tuner.tree if isinstance(tuner, Stack) else tuner
+    params, static = eqx.partition(model_tree, eqx.is_inexact_array)
 
+    def fresh():
+        return _initial_state(
+            settings,
+            params,
+            tuner_tree,
+            estimator,
+            key,
+            num_examples,
+            runs,
+            model_axis=0 if isinstance(model, Stack) else None,
+        )
+
+    if resume is None:
+        state = fresh()
+    else:
+        state = _checked_resume(resume, jax.eval_shape(fresh))
+    hyper = (weight_decay, *schedule_arrays(measure), jnp.asarray(num_steps))
+    data_arrays = (x, y, sharp_x, sharp_y)
+
+    first = int(state.step)
     chunks = []
-    diverged_at = None
-    for first in range(0, num_steps, steps_per_call):
-        data = (x, y, sharp_x, sharp_y)
-        carry, rows = _run_call(settings, static, tuner, estimator, data, hyper, carry)
-        # The loop's columns first, in their order, then the estimator's and tuner's.
-        columns = [k for k in LOOP_KEYS if k in rows]
-        columns += sorted(set(rows) - {*LOOP_KEYS})
-        rows = {k: np.asarray(rows[k]) for k in columns}
-        done = first + np.arange(steps_per_call) < num_steps
-        bad = np.flatnonzero(done & ~np.isfinite(rows["loss"]))
-        if bad.size:
-            done &= np.arange(steps_per_call) <= bad[0]
-            diverged_at = int(rows["step"][bad[0]])
-        rows = {k: v[done] for k, v in rows.items()}
-        chunks.append(rows)
-        if callback is not None:
-            callback(rows)
-        if diverged_at is not None:
+    diverged_at = [None] * (runs or 1)
+    nonfinite = [None] * (runs or 1)
+    with _progress_bar(num_steps, first, progress, runs) as bar:
+        while first < num_steps:
+            state, rows = _run_call(
+                settings, static, tuner_tree, estimator, data_arrays, hyper, state
+            )
+            count = min(steps_per_call, num_steps - first)
+            rows = {k: np.asarray(rows[k])[:count] for k in _column_order(rows)}
+            steps = first + np.arange(count)
+            if runs is not None:  # (steps, runs) -> (runs, steps), NaN once stopped
+                rows = {k: v.T.astype(np.float64) for k, v in rows.items()}
+            for run, (index, what) in enumerate(
+                _first_nonfinite(rows, runs is not None)
+            ):
+                if index < 0 or diverged_at[run] is not None:
+                    continue
+                diverged_at[run], nonfinite[run] = first + index, what
+                if runs is None:
+                    rows = {k: v[: index + 1] for k, v in rows.items()}
+                    steps = steps[: index + 1]
+            if runs is not None:
+                for run, stop in enumerate(diverged_at):
+                    if stop is not None:
+                        for v in rows.values():
+                            v[run, max(stop + 1 - first, 0) :] = np.nan
+                steps = np.broadcast_to(steps, (runs, count))
+            rows = {"step": steps, **rows}
+            chunks.append(rows)
+            bar.update(rows["step"].shape[-1])
+            bar.set_postfix(_postfix(rows), refresh=False)
+            if callback is not None:
+                callback(rows, state)
+            first += count
+            if all(d is not None for d in diverged_at):
+                break
+
+    history = {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
+    for run, (stop, what) in enumerate(zip(diverged_at, nonfinite)):
+        if stop is not None:
             warnings.warn(
-                f"The loss became {rows['loss'][-1]} at step {diverged_at} (step size "
-                f"{rows['stepsize'][-1]:.4g}); the run stopped there. The step size is "
-                "too large for this model and data: lower it, or use a tuner that "
-                "checks the loss (Armijo).",
+                _nonfinite_message(
+                    history,
+                    None if runs is None else run,
+                    stop,
+                    what,
+                    int(np.asarray(history["step"]).ravel()[0]),
+                ),
                 RuntimeWarning,
                 stacklevel=2,
             )
-            break
-    history = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-    return TrainResult(
-        model=eqx.combine(carry.params, static),
-        history=history,
-        tuner_state=carry.tuner_state,
-        sharpness_state=carry.tracker,
-        diverged_at=diverged_at,
-    )
+    _warn_unconverged(history, estimator)
+    final_model = eqx.combine(state.params, static)
+    if runs is None:
+        return TrainResult(final_model, history, state, diverged_at[0], nonfinite[0])
+    return TrainResult(Stack(final_model, runs), history, state, diverged_at, nonfinite)
+
+
+def _warn_unconverged(history, estimator):
+    """One warning for the measurements whose estimate did not converge."""
+    if "sharpness_converged" not in history:
+        return
+    converged = np.asarray(history["sharpness_converged"], float)
+    measured = np.isfinite(converged)
+    failed = int(np.sum(measured & (converged == 0)))
+    if failed:
+        warnings.warn(
+            f"{failed} of {int(measured.sum())} sharpness measurements did not "
+            f"converge ({estimator}): their estimates may be far from the top "
+            "eigenvalue (see the `sharpness_residual` column). Allow more "
+            "Hessian-vector products (PowerIteration(max_iters=...), "
+            "Lanczos(max_steps=...)) or a looser tolerance.",
+            RuntimeWarning,
+            stacklevel=3,
+        )

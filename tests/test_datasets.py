@@ -352,7 +352,7 @@ def test_minibatches_are_drawn_without_replacement_within_an_epoch():
         3 * (n // batch),
         key=jax.random.key(0),
         batch_size=batch,
-        sharpness_every=None,
+        measure=None,
         weight_decay=0.0,
         steps_per_call=3 * (n // batch),
     )

@@ -10,7 +10,8 @@ from eqtuners._train import LOOP_KEYS, _next_batch, _run_call, _Settings
 from .helpers import small_data, small_mlp
 
 # One configuration shared by most tests, so the loop compiles once for all of them.
-SETTINGS = dict(steps_per_call=8, sharpness_every=4, sharpness_max_iters=50)
+POWER = et.PowerIteration(max_iters=50)
+SETTINGS = dict(steps_per_call=8, measure=et.Measurements(4, sharpness=POWER))
 
 
 def run(tuner, num_steps=12, key=0, **kwargs):
@@ -22,6 +23,10 @@ def run(tuner, num_steps=12, key=0, **kwargs):
         key=jax.random.key(key),
         **(SETTINGS | kwargs),
     )
+
+
+def measure(every=4, **kwargs):
+    return et.Measurements(every, **{"sharpness": POWER} | kwargs)
 
 
 def traces():
@@ -126,10 +131,12 @@ def test_mini_batch_regime_checks_on_the_same_batch_as_the_gradient():
 def test_mini_batches_cover_the_data_without_replacement_each_epoch():
     settings = _Settings(
         batch_size=4,
-        track_sharpness=False,
-        track_directional=False,
+        measure=False,
+        directional=False,
         chunk_size=None,
         steps_per_call=1,
+        tuner_axis=None,
+        stacked=False,
     )
     x = jnp.arange(18.0)  # the examples are their own indices; 18 % 4 == 2 left out
     order = (jnp.arange(18), jnp.asarray(4))
@@ -148,14 +155,14 @@ def test_mini_batches_cover_the_data_without_replacement_each_epoch():
 
 def test_divergence_stops_the_run_with_a_warning():
     with pytest.warns(RuntimeWarning, match="too large"):
-        result = run(et.Constant(1e4), num_steps=40, sharpness_every=None)
+        result = run(et.Constant(1e4), num_steps=40, measure=None)
     assert result.diverged_at is not None and result.diverged_at < 40
     history = result.history
     assert len(history["loss"]) == result.diverged_at + 1
     assert not np.isfinite(history["loss"][-1])
     assert np.all(np.isfinite(history["loss"][:-1]))
     # The steps after it were skipped: the model is the one of a run that ends there.
-    stopped = run(et.Constant(1e4), num_steps=result.diverged_at, sharpness_every=None)
+    stopped = run(et.Constant(1e4), num_steps=result.diverged_at, measure=None)
     assert not np.isfinite(et.objective(result.model, *small_data(64)))
     assert jax.tree.all(
         jax.tree.map(
@@ -188,16 +195,18 @@ def test_zoom_alone_measures_only_in_its_window():
     history = run(
         et.Constant(0.1),
         num_steps=8,
-        sharpness_every=None,
-        sharpness_zoom=(np.int64(2), 5),
+        measure=measure(None, zoom=(np.int64(2), 5)),
     ).history
     measured = ~np.isnan(history["sharpness"])
-    np.testing.assert_array_equal(np.flatnonzero(measured), [2, 3, 4])
+    # The window, and the last step (always measured).
+    np.testing.assert_array_equal(np.flatnonzero(measured), [2, 3, 4, 7])
 
 
 def test_callback_receives_every_row_once_in_order():
     calls = []
-    result = run(et.Constant(0.1), num_steps=19, callback=calls.append)
+    result = run(
+        et.Constant(0.1), num_steps=19, callback=lambda rows, state: calls.append(rows)
+    )
     assert [len(c["step"]) for c in calls] == [8, 8, 3]
     np.testing.assert_array_equal(
         np.concatenate([c["step"] for c in calls]), result.history["step"]
@@ -205,22 +214,22 @@ def test_callback_receives_every_row_once_in_order():
 
 
 def test_sharpness_on_a_subset_and_never():
-    history = run(et.Constant(0.1), sharpness_examples=16).history
+    history = run(et.Constant(0.1), measure=measure(examples=16)).history
     full = run(et.Constant(0.1)).history
     measured = ~np.isnan(full["sharpness"])
     assert not np.allclose(history["sharpness"][measured], full["sharpness"][measured])
-    never = run(et.Constant(0.1), sharpness_every=None).history
+    never = run(et.Constant(0.1), measure=None).history
     assert np.all(np.isnan(never["sharpness"])) and np.all(
         np.isnan(never["train_loss"])
     )
 
 
 # Warm-started Lanczos with two eigenvalues, shared by the tracking tests.
-LANCZOS = dict(sharpness_method=et.Lanczos(max_steps=20, k=2), sharpness_max_iters=None)
+LANCZOS = et.Lanczos(max_steps=20, k=2)
 
 
 def test_lanczos_tracking_compiles_once_and_fills_its_columns():
-    first = run(et.Polyak(), num_steps=13, **LANCZOS)
+    first = run(et.Polyak(), num_steps=13, measure=measure(sharpness=LANCZOS))
     before = traces()
     # New keys, step counts, tolerance, and a zoom window: no new trace.
     method = et.Lanczos(max_steps=20, k=2, tol=1e-2)
@@ -228,8 +237,7 @@ def test_lanczos_tracking_compiles_once_and_fills_its_columns():
         et.Polyak(),
         5,
         3,
-        **dict(LANCZOS, sharpness_method=method),
-        sharpness_zoom=(1, 3),
+        measure=measure(sharpness=method, zoom=(1, 3)),
     )
     assert traces() == before
     history = first.history
@@ -264,8 +272,9 @@ def test_lanczos_tracking_compiles_once_and_fills_its_columns():
 
 def test_lanczos_and_power_iteration_agree_along_the_same_run():
     # Sharpness does not change the trajectory, so both measure the same points.
-    lanczos = run(et.Polyak(), **LANCZOS).history
-    power = run(et.Polyak(), sharpness_tol=1e-6, sharpness_max_iters=400).history
+    lanczos = run(et.Polyak(), measure=measure(sharpness=LANCZOS)).history
+    precise = et.PowerIteration(tol=1e-6, max_iters=400)
+    power = run(et.Polyak(), measure=measure(sharpness=precise)).history
     np.testing.assert_array_equal(lanczos["loss"], power["loss"])
     measured = ~np.isnan(power["sharpness"])
     np.testing.assert_allclose(
@@ -280,9 +289,7 @@ def test_warm_start_cuts_the_products_of_every_step_tracking():
         return run(
             et.Constant(1e-3),
             num_steps=8,
-            sharpness_every=1,
-            sharpness_method=method,
-            sharpness_max_iters=None,
+            measure=measure(1, sharpness=method),
         ).history
 
     warm, cold = track(True), track(False)
@@ -298,7 +305,7 @@ def test_warm_start_cuts_the_products_of_every_step_tracking():
 
 
 def test_zoom_window_measures_every_step():
-    history = run(et.Constant(0.1), num_steps=13, sharpness_zoom=(5, 8)).history
+    history = run(et.Constant(0.1), num_steps=13, measure=measure(zoom=(5, 8))).history
     measured = np.flatnonzero(~np.isnan(history["sharpness"]))
     np.testing.assert_array_equal(measured, [0, 4, 5, 6, 7, 8, 12])
 
@@ -307,15 +314,9 @@ def test_zoom_window_measures_every_step():
     "kwargs, name",
     [
         (dict(num_steps=0), "num_steps"),
-        (dict(sharpness_method="newton"), "sharpness_method"),
-        (dict(sharpness_method=et.Lanczos(), sharpness_tol=1e-2), "sharpness_tol"),
-        (dict(sharpness_max_iters=0), "sharpness_max_iters"),
-        (dict(sharpness_tol=-1.0), "sharpness_tol"),
-        (dict(sharpness_zoom=(5, 2)), "sharpness_zoom\\[1\\]"),
         (dict(batch_size=65), "batch_size"),
         (dict(batch_size=0), "batch_size"),
-        (dict(sharpness_every=0), "sharpness_every"),
-        (dict(sharpness_examples=100), "sharpness_examples"),
+        (dict(measure=measure(examples=100)), "examples"),
         (dict(weight_decay=-1.0), "weight_decay"),
         (dict(steps_per_call=0), "steps_per_call"),
         (dict(chunk_size=-1), "chunk_size"),
@@ -332,3 +333,155 @@ def test_train_rejects_mismatched_labels_and_non_tuners():
         et.train(small_mlp(), et.Constant(0.1), (x, y[:10]), 3, key=jax.random.key(0))
     with pytest.raises(TypeError, match="tuner"):
         et.train(small_mlp(), 0.1, (x, y), 3, key=jax.random.key(0))
+
+
+def test_the_last_step_is_always_measured():
+    history = run(et.Polyak(), num_steps=10, measure=measure(4)).history
+    measured = np.flatnonzero(~np.isnan(history["sharpness"]))
+    np.testing.assert_array_equal(measured, [0, 4, 8, 9])
+    assert np.isfinite(history["train_loss"][-1])
+
+
+def test_the_measurement_set_is_a_seeded_random_subset():
+    from eqtuners._measurements import measurement_set
+
+    x, y = small_data(64)
+    chosen_x, chosen_y = measurement_set(measure(examples=16, seed=3), x, y)
+    again = measurement_set(measure(examples=16, seed=3), x, y)[0]
+    other = measurement_set(measure(examples=16, seed=4), x, y)[0]
+    np.testing.assert_array_equal(chosen_x, again)
+    assert not np.array_equal(chosen_x, other)
+    assert not np.array_equal(chosen_x, x[:16])  # not the first examples
+    # The loop measures on exactly that set.
+    result = run(et.Constant(0.1), num_steps=1, measure=measure(examples=16, seed=3))
+    model = small_mlp()
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    def fn(p):
+        return et.objective(eqx.combine(p, static), chosen_x, chosen_y)
+
+    expected, _ = et.sharpness(fn, params, method=POWER, key=jax.random.key(0))
+    assert result.history["sharpness"][0] == pytest.approx(float(expected), rel=0.05)
+
+
+def checkpoints_of(tuner, num_steps, **kwargs):
+    """The rows and states that `callback` receives along a run."""
+    states, chunks = [], []
+
+    def keep(rows, state):
+        chunks.append(rows)
+        states.append(state)
+
+    result = run(tuner, num_steps=num_steps, callback=keep, **kwargs)
+    return result, states, chunks
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(batch_size):
+    tuner = et.Armijo()
+    whole, states, _ = checkpoints_of(tuner, 21, batch_size=batch_size)
+    # "Killed" after the first call: resume from the state handed to the callback.
+    resumed = run(tuner, num_steps=21, batch_size=batch_size, resume=states[0])
+    assert resumed.history["step"][0] == 8
+    for k, v in whole.history.items():
+        np.testing.assert_array_equal(v[8:], resumed.history[k], err_msg=k)
+    assert jax.tree.all(
+        jax.tree.map(np.array_equal, whole.state.params, resumed.state.params)
+    )
+
+
+def test_resume_refuses_a_state_of_another_configuration():
+    _, states, _ = checkpoints_of(et.Constant(0.1), 9)
+    with pytest.raises(ValueError, match="`resume` does not match"):
+        run(et.Constant(0.1), num_steps=9, batch_size=16, resume=states[0])
+    with pytest.raises(TypeError, match="resume"):  # ours, or jaxtyping's
+        run(et.Constant(0.1), num_steps=9, resume={"step": 3})
+
+
+class SquareRootOfNorm(eqx.Module):
+    """`sqrt(||w||^2)` added to the logits: finite at `w = 0`, its gradient is NaN."""
+
+    w: jax.Array
+    bias: jax.Array
+
+    def __call__(self, x):
+        return self.bias + jnp.sqrt(jnp.sum(self.w**2)) + 0 * x[:10]
+
+
+@pytest.mark.parametrize("tuner", [et.Armijo(), et.Polyak(), et.Constant(0.1)])
+def test_a_nan_gradient_stops_the_run_with_the_parameters_untouched(tuner):
+    x, y = small_data(64)
+    model = SquareRootOfNorm(jnp.zeros(3), jnp.full(10, 0.1))
+    with pytest.warns(RuntimeWarning, match="gradient is not finite at step 0"):
+        result = et.train(model, tuner, (x, y), 5, key=jax.random.key(0), measure=None)
+    assert result.diverged_at == 0 and result.nonfinite == "gradient"
+    assert len(result.history["loss"]) == 1
+    assert np.isfinite(result.history["loss"][0])
+    np.testing.assert_array_equal(result.model.w, model.w)
+    np.testing.assert_array_equal(result.model.bias, model.bias)
+
+
+@jax.custom_jvp
+def identity_with_infinite_slope_below_zero(w):
+    return w
+
+
+@identity_with_infinite_slope_below_zero.defjvp
+def _(primals, tangents):
+    (w,), (t,) = primals, tangents
+    return w, jnp.where(w < 0, jnp.inf, 1.0) * t
+
+
+class FirstLogit(eqx.Module):
+    """Logits `(-w, 0, ..., 0)`: the loss pulls `w` below zero, where its gradient
+    is infinite (and the loss finite)."""
+
+    w: jax.Array
+
+    def __call__(self, x):
+        logit = -identity_with_infinite_slope_below_zero(self.w[0])
+        return jnp.zeros(10).at[0].set(logit) + 0 * x[:10]
+
+
+def test_an_infinite_gradient_at_a_later_step_is_named_too():
+    x, y = small_data(64)
+    with pytest.warns(RuntimeWarning, match="gradient is not finite at step 3"):
+        result = et.train(
+            FirstLogit(jnp.array([0.5])),
+            et.Constant(0.5),
+            (x, y),
+            10,
+            key=jax.random.key(0),
+            measure=None,
+        )
+    assert result.nonfinite == "gradient" and result.diverged_at == 3
+    history = result.history
+    assert len(history["loss"]) == 4 and np.isfinite(history["loss"]).all()
+    assert np.isinf(history["grad_sq_norm"][3])
+    # The parameters are those before step 3: three steps of plain GD.
+    w = 0.5
+    for g in np.sqrt(history["grad_sq_norm"][:3]):
+        w -= 0.5 * g
+    assert float(result.model.w[0]) == pytest.approx(w, rel=1e-5) and w < 0
+
+
+def test_unconverged_measurements_are_counted_and_warned_once():
+    for estimator in (et.PowerIteration(max_iters=3), et.Lanczos(max_steps=3)):
+        with pytest.warns(RuntimeWarning, match="did not converge") as caught:
+            history = run(et.Polyak(), measure=measure(sharpness=estimator)).history
+        assert len([w for w in caught if "did not converge" in str(w.message)]) == 1
+        measured = ~np.isnan(history["sharpness"])
+        assert np.all(history["sharpness_converged"][measured] == 0)
+        assert np.all(np.isnan(history["sharpness_converged"][~measured]))
+
+
+def test_a_plain_int_key_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="jax.random.key\\(seed\\)"):
+        et.train(small_mlp(), et.Constant(0.1), small_data(64), 3, key=0)
+
+
+def test_the_progress_bar_shows_on_request_and_stays_off_otherwise(capsys):
+    run(et.Constant(0.1), num_steps=3, progress=True)
+    assert "3/3" in capsys.readouterr().err
+    run(et.Constant(0.1), num_steps=3, progress=False)
+    assert capsys.readouterr().err == ""

@@ -35,7 +35,7 @@ def test_each_architecture_trains_with_each_tuner(name, tuner):
         3,
         key=jax.random.key(1),
         batch_size=8 if tuner == "constant" else None,  # mini-batches, then full
-        sharpness_every=None,
+        measure=None,
         steps_per_call=3,
     )
     history = result.history
@@ -57,8 +57,7 @@ def test_sharpness_is_tracked_on_a_convolutional_model_in_chunks():
         dataset,
         3,
         key=jax.random.key(1),
-        sharpness_every=2,
-        sharpness_max_iters=3,
+        measure=et.Measurements(2, sharpness=et.PowerIteration(max_iters=3)),
         chunk_size=6,
         steps_per_call=3,
     )
