@@ -28,6 +28,10 @@ from ._objective import (
     squared_loss as squared_loss,
     weight_penalty as weight_penalty,
 )
+from ._optax import (
+    ScaleByTunerState as ScaleByTunerState,
+    scale_by_tuner as scale_by_tuner,
+)
 from ._sharpness import (
     AbstractSharpnessEstimator as AbstractSharpnessEstimator,
     Lanczos as Lanczos,
