@@ -1,12 +1,17 @@
 """The image datasets: IDX and CIFAR10-binary readers, the tensorflow-datasets path
 (under `tfds.testing.mock_data`, and on real ArrayRecord files written by
-tensorflow-datasets' own writer), preprocessing, subsets, the missing-data error,
-and mini-batch sampling without replacement."""
+tensorflow-datasets' own writer), preprocessing, order, subsets, padding, the
+options every loader takes, damaged files, the missing-data error, chosen
+directories, quiet loads, and mini-batch sampling without replacement."""
 
 import gzip
 import io
+import logging
+import os
 import tarfile
+import tempfile
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -29,16 +34,25 @@ def write_idx(path, array):
         file.write(header + array.tobytes())
 
 
-def fake_images(rng, n, shape, num_classes=10):
+def fake_images(rng, n, shape, num_classes=10, sorted_by_class=False):
+    """Random images and balanced labels; `sorted_by_class`: stored class after
+    class, and the first pixel byte is `25 * label`, so that sorting by content
+    (the loaders' canonical order) also sorts by class."""
     labels = np.arange(n) % num_classes
-    rng.shuffle(labels)
     images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+    if sorted_by_class:
+        labels = np.sort(labels)
+        images.reshape(n, -1)[:, 0] = 25 * labels
+    else:
+        rng.shuffle(labels)
     return images, labels
 
 
-def write_fashion_idx(directory, rng, n_train=40, n_test=10, gz=True):
+def write_fashion_idx(
+    directory, rng, n_train=40, n_test=10, gz=True, sorted_by_class=False
+):
     directory.mkdir(parents=True, exist_ok=True)
-    train = fake_images(rng, n_train, (28, 28))
+    train = fake_images(rng, n_train, (28, 28), sorted_by_class=sorted_by_class)
     test = fake_images(rng, n_test, (28, 28))
     suffix = ".gz" if gz else ""
     write_idx(directory / f"train-images-idx3-ubyte{suffix}", train[0])
@@ -54,8 +68,10 @@ def cifar_batch_bytes(images, labels):
     return np.concatenate([labels[:, None].astype(np.uint8), planes], 1).tobytes()
 
 
-def write_cifar_archive(path, rng, per_batch=6, n_test=10):
-    train = fake_images(rng, 5 * per_batch, (32, 32, 3))
+def write_cifar_archive(path, rng, per_batch=6, n_test=10, sorted_by_class=False):
+    train = fake_images(
+        rng, 5 * per_batch, (32, 32, 3), sorted_by_class=sorted_by_class
+    )
     test = fake_images(rng, n_test, (32, 32, 3))
     files = {
         f"data_batch_{i + 1}.bin": cifar_batch_bytes(
@@ -157,8 +173,8 @@ def test_subset_is_class_balanced_deterministic_and_standardised_on_the_full_spl
         np.bincount(a.train_y, minlength=10), [3] * 3 + [2] * 7
     )
     # The subset's images are the full split's, standardised the same way.
-    full_rows = {bytes(np.asarray(r)) for r in full.train_x}
-    assert all(bytes(np.asarray(r)) in full_rows for r in a.train_x)
+    full_rows = {r.tobytes() for r in np.asarray(full.train_x)}
+    assert all(r.tobytes() in full_rows for r in np.asarray(a.train_x))
     with pytest.raises(ValueError, match="subset"):
         et.load_fashion_mnist(idx_dir=tmp_path, subset=61)
 
@@ -253,8 +269,8 @@ def test_tfds_loaders_under_mock_data(tmp_path, pretend_tensorflow, name, shape)
     assert sub.train_x.shape == (20, *shape)
     np.testing.assert_array_equal(np.bincount(sub.train_y, minlength=10), [2] * 10)
     np.testing.assert_array_equal(sub.train_x, again.train_x)
-    full_rows = {bytes(np.asarray(r)) for r in data.train_x}
-    assert all(bytes(np.asarray(r)) in full_rows for r in sub.train_x)
+    full_rows = {r.tobytes() for r in np.asarray(data.train_x)}
+    assert all(r.tobytes() in full_rows for r in np.asarray(sub.train_x))
 
 
 def test_cifar10_reads_real_array_record_files_without_tensorflow(tmp_path):
@@ -363,3 +379,338 @@ def test_minibatches_are_drawn_without_replacement_within_an_epoch():
     for epoch in epochs:
         assert set().union(*epoch) == set(range(n))  # each example once per epoch
     assert epochs[0] != epochs[1]  # and a new order every epoch
+
+
+# ---------------------------------------------------------------------------------
+# Order: every loader returns its training split shuffled by the seed, never in the
+# files' order or sorted by content.
+
+
+def serve_from_mock(splits):
+    """An `as_data_source` for `tfds.testing.mock_data` that serves `splits`
+    (`{split: (images (n, H, W, C), labels)}`) in the order given."""
+
+    def as_data_source(self, split, **kwargs):
+        return [
+            [{"image": x, "label": int(y)} for x, y in zip(*splits[s])] for s in split
+        ]
+
+    return as_data_source
+
+
+def load_sorted_source(kind, tmp_path, seed=0, **options):
+    """Loads a dataset whose source stores 1000 training examples class after
+    class (and whose content sorts them by class too), from `kind`: IDX files,
+    the CIFAR10 archive, or tensorflow-datasets (mocked) serving the same."""
+    import tensorflow_datasets as tfds
+
+    rng = np.random.default_rng(7)
+    if kind == "fashion_mnist_idx":
+        write_fashion_idx(tmp_path, rng, n_train=1000, sorted_by_class=True)
+        return et.load_dataset("fashion_mnist", idx_dir=tmp_path, seed=seed, **options)
+    if kind == "cifar10_archive":
+        write_cifar_archive(
+            tmp_path / "cifar-10-binary.tar.gz",
+            rng,
+            per_batch=200,
+            sorted_by_class=True,
+        )
+        return et.load_dataset(
+            "cifar10", data_dir=tmp_path, download=False, seed=seed, **options
+        )
+    name, shape = {
+        "fashion_mnist_tfds": ("fashion_mnist", (28, 28, 1)),
+        "cifar10_tfds": ("cifar10", (32, 32, 3)),
+    }[kind]
+    splits = {
+        "train": fake_images(rng, 1000, shape, sorted_by_class=True),
+        "test": fake_images(rng, 10, shape),
+    }
+    with tfds.testing.mock_data(
+        policy=tfds.testing.MockPolicy.USE_CODE,
+        as_data_source_fn=serve_from_mock(splits),
+    ):
+        return et.load_dataset(name, data_dir=tmp_path, seed=seed, **options)
+
+
+FILE_SOURCES = [
+    "fashion_mnist_idx",
+    "fashion_mnist_tfds",
+    "cifar10_archive",
+    "cifar10_tfds",
+]
+
+
+@pytest.mark.parametrize("kind", ["digits", "synthetic_cifar10", *FILE_SOURCES])
+def test_the_first_examples_of_every_loader_hold_every_class(
+    tmp_path, pretend_tensorflow, kind
+):
+    if kind == "digits":
+        data = et.load_dataset("digits")
+    elif kind == "synthetic_cifar10":
+        data = et.load_dataset("synthetic_cifar10", num_train=1000, num_test=10)
+    else:
+        data = load_sorted_source(kind, tmp_path)
+        assert data.train_x.shape[0] == 1000
+    counts = np.bincount(np.asarray(data.train_y[:300]), minlength=10)
+    assert np.all(counts > 0), counts
+    # Not one class in a run as long as a class: the order is not by class.
+    assert np.max(np.abs(np.diff(np.asarray(data.train_y[:300])))) > 0
+
+
+@pytest.mark.parametrize("kind", ["fashion_mnist_idx", "cifar10_archive"])
+def test_the_order_is_fixed_by_the_seed_and_independent_of_the_source(
+    tmp_path, pretend_tensorflow, kind
+):
+    a = load_sorted_source(kind, tmp_path / "a", seed=3)
+    b = load_sorted_source(kind, tmp_path / "b", seed=3)
+    c = load_sorted_source(kind, tmp_path / "c", seed=4)
+    np.testing.assert_array_equal(a.train_x, b.train_x)
+    assert not np.array_equal(a.train_y, c.train_y)
+    # tensorflow-datasets serving the same examples gives the same arrays.
+    other = kind.replace("_idx", "_tfds").replace("_archive", "_tfds")
+    d = load_sorted_source(other, tmp_path / "d", seed=3)
+    np.testing.assert_array_equal(a.train_x, d.train_x)
+    np.testing.assert_array_equal(a.train_y, d.train_y)
+
+
+# ---------------------------------------------------------------------------------
+# The same options for every loader, or a ValueError that says who takes one.
+
+
+def test_every_loader_takes_the_common_options():
+    from eqtuners._data.registry import dataset_options
+
+    for name in et.DATASETS:
+        assert {"subset", "seed", "pad_to"} <= set(dataset_options(name)), name
+    for name in ("cifar10", "fashion_mnist"):
+        assert {"data_dir", "download"} <= set(dataset_options(name)), name
+
+
+def test_an_option_a_loader_does_not_take_is_a_value_error_naming_who_takes_it():
+    with pytest.raises(ValueError, match=r"\['cifar10', 'fashion_mnist'\] take it"):
+        et.load_dataset("digits", data_dir="/nowhere")
+    with pytest.raises(ValueError, match=r"\['digits', 'synthetic_cifar10'\]"):
+        et.load_dataset("cifar10", num_test=5)
+    with pytest.raises(ValueError, match="`colour`: no dataset takes it"):
+        et.load_dataset("digits", colour=True)
+
+
+def test_a_subset_too_large_for_any_loader_is_a_clear_value_error(tmp_path):
+    with pytest.raises(ValueError, match="`subset` is 100000 but the training split"):
+        et.load_dataset("digits", subset=100000)
+    with pytest.raises(ValueError, match="`subset` is 51 but"):
+        et.load_dataset("synthetic_cifar10", num_train=50, num_test=5, subset=51)
+    write_fashion_idx(tmp_path, np.random.default_rng(0), n_train=20)
+    with pytest.raises(ValueError, match="`subset` is 21 but"):
+        et.load_dataset("fashion_mnist", idx_dir=tmp_path, subset=21)
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="`subset`"):
+            et.load_dataset("digits", subset=bad)
+
+
+# ---------------------------------------------------------------------------------
+# Padding (pad_to): the centre is the unpadded image, the border the background.
+
+
+@pytest.mark.parametrize(
+    "name, options, size, pad",
+    [
+        ("fashion_mnist", {}, 28, 32),
+        ("digits", {}, 8, 11),  # odd: 1 pixel on top and left, 2 at bottom and right
+        ("synthetic_cifar10", {"num_train": 30, "num_test": 10}, 32, 36),
+    ],
+)
+def test_padding_keeps_the_centre_and_pads_with_the_background(
+    tmp_path, name, options, size, pad
+):
+    if name == "fashion_mnist":
+        write_fashion_idx(tmp_path, np.random.default_rng(5), n_train=50)
+        options = {"idx_dir": tmp_path}
+    plain = et.load_dataset(name, **options)
+    padded = et.load_dataset(name, pad_to=pad, **options)
+    n, channels = plain.train_x.shape[0], plain.train_x.shape[-1]
+    assert padded.train_x.shape == (n, pad, pad, channels)
+    assert padded.test_x.shape == (plain.test_x.shape[0], pad, pad, channels)
+    assert padded.input_shape == (pad, pad, channels)
+    top = (pad - size) // 2
+    for p, q in ((padded.train_x, plain.train_x), (padded.test_x, plain.test_x)):
+        np.testing.assert_array_equal(p[:, top : top + size, top : top + size], q)
+    np.testing.assert_array_equal(padded.train_y, plain.train_y)
+    # The border is one value per channel: the standardised value of a 0 pixel,
+    # -mean / std of the unpadded training images (the value a black pixel has
+    # inside an image).
+    mask = np.ones((pad, pad), bool)
+    mask[top : top + size, top : top + size] = False
+    for x in (padded.train_x, padded.test_x):
+        border = np.unique(np.asarray(x)[:, mask].reshape(-1, channels), axis=0)
+        assert border.shape == (1, channels)
+    if name != "synthetic_cifar10":  # the others' raw pixels are at hand
+        raw = raw_training_pixels(name, options)
+        axes = tuple(range(raw.ndim - 1))
+        expected = -raw.mean(axes) / raw.std(axes)
+        np.testing.assert_allclose(border[0], expected, rtol=1e-5)
+        # A black pixel inside an image (the darkest) has the same value.
+        assert raw.min() == 0
+        np.testing.assert_allclose(plain.train_x.min(), border[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="`pad_to` is 4 but the images are"):
+        et.load_dataset(name, pad_to=4, **options)
+
+
+def raw_training_pixels(name, options):
+    """The raw training pixels in [0, 1], in the loader's order for digits."""
+    if name == "fashion_mnist":
+        return et.read_fashion_mnist_idx(options["idx_dir"])["train"][0] / 255.0
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    order = np.random.default_rng(0).permutation(len(bunch.target))
+    return bunch.images[order[360:], ..., None] / 16.0
+
+
+# ---------------------------------------------------------------------------------
+# Damaged files: errors that name the file and say to download it again.
+
+
+def test_a_truncated_or_corrupt_gz_idx_file_names_the_file(tmp_path):
+    write_fashion_idx(tmp_path, np.random.default_rng(0))
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    for call in (
+        lambda: et.read_idx(path),
+        lambda: et.load_fashion_mnist(idx_dir=tmp_path),
+    ):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(path) in str(info.value)
+        assert "download it again" in str(info.value)
+    corrupt = bytearray(whole)
+    corrupt[len(whole) // 2 : len(whole) // 2 + 64] = bytes(64)
+    path.write_bytes(bytes(corrupt))
+    with pytest.raises(ValueError, match="download it again") as info:
+        et.read_idx(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_truncated_cifar10_archive_or_batch_names_the_file(tmp_path):
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    write_cifar_archive(archive, np.random.default_rng(0), per_batch=20)
+    whole = archive.read_bytes()
+    archive.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="download .* again") as info:
+        et.load_cifar10(data_dir=tmp_path, download=False)
+    assert str(archive) in str(info.value)
+
+    archive.write_bytes(whole)
+    folder = tmp_path / "extracted"
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+    batch = folder / "cifar-10-batches-bin" / "data_batch_3.bin"
+    batch.write_bytes(batch.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="download .* again") as info:
+        et.read_cifar10_binary(folder / "cifar-10-batches-bin")
+    assert str(batch) in str(info.value)
+
+
+# ---------------------------------------------------------------------------------
+# A chosen directory is honoured or refused, never replaced; `source` says what
+# was read.
+
+
+@pytest.fixture
+def no_default_data_dir(tmp_path, monkeypatch):
+    """No data directory chosen: no variables, and a home without datasets."""
+    monkeypatch.delenv("EQTUNERS_DATA_DIR", raising=False)
+    monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def test_a_chosen_directory_is_never_replaced_by_a_system_folder(
+    tmp_path, monkeypatch, no_default_data_dir
+):
+    system = tmp_path / "system" / "fashion-mnist"
+    write_fashion_idx(system, np.random.default_rng(0))
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_IDX_DIRS", (system,))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(et.DatasetNotFoundError) as info:
+        et.load_fashion_mnist(data_dir=empty, download=False)
+    assert f"{system} was not searched because a data directory was chosen" in str(
+        info.value
+    )
+    monkeypatch.setenv("EQTUNERS_DATA_DIR", str(empty))
+    with pytest.raises(et.DatasetNotFoundError):
+        et.load_fashion_mnist(download=False)
+    with pytest.raises(et.DatasetNotFoundError):
+        et.load_fashion_mnist(idx_dir=empty, download=False)
+    # Nothing chosen: the system folder is the fallback, and `source` says so.
+    monkeypatch.delenv("EQTUNERS_DATA_DIR")
+    data = et.load_fashion_mnist(download=False)
+    assert data.source.startswith("IDX files ")
+    assert str(system / "train-images-idx3-ubyte.gz") in data.source
+    assert str(system / "t10k-labels-idx1-ubyte.gz") in data.source
+    with pytest.raises(ValueError, match="`data_dir` or `idx_dir`, not both"):
+        et.load_fashion_mnist(data_dir=empty, idx_dir=system)
+
+
+def test_every_loader_says_where_its_examples_came_from(tmp_path, pretend_tensorflow):
+    assert et.load_dataset("digits").source.startswith("scikit-learn digits")
+    synthetic = et.load_dataset("synthetic_cifar10", num_train=10, num_test=2, seed=3)
+    assert synthetic.source == "generated from seed 3"
+    archive = tmp_path / "cifar" / "cifar-10-binary.tar.gz"
+    write_cifar_archive(archive, np.random.default_rng(0))
+    cifar = et.load_cifar10(data_dir=tmp_path / "cifar", download=False)
+    assert cifar.source == f"CIFAR10 binary archive {archive}"
+    mocked = load_sorted_source("fashion_mnist_tfds", tmp_path / "tfds")
+    assert mocked.source.startswith("tensorflow-datasets fashion_mnist 3.")
+    by_hand = et.Dataset(
+        cifar.train_x, cifar.train_y, cifar.test_x, cifar.test_y, 10, "by hand"
+    )
+    assert by_hand.source == ""
+
+
+# ---------------------------------------------------------------------------------
+# Quiet when nothing is wrong, and nothing left behind.
+
+
+@pytest.fixture
+def own_temp_dir(tmp_path, monkeypatch):
+    """A temporary folder of the test's own, so that what the loaders leave in it
+    is theirs (tensorflow-datasets makes its `tmp*tfds` folders with
+    `tempfile.mkdtemp`)."""
+    folder = tmp_path / "system_tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["data_dir", "data_dir/fashion_mnist", "idx_dir"])
+def test_loading_idx_files_is_quiet_and_leaves_nothing_behind(
+    tmp_path, own_temp_dir, caplog, layout
+):
+    root = tmp_path / "data"
+    folder = root / "fashion_mnist" if layout == "data_dir/fashion_mnist" else root
+    write_fashion_idx(folder, np.random.default_rng(0))
+    option = {"idx_dir": root} if layout == "idx_dir" else {"data_dir": root}
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO):
+        warnings.simplefilter("always")
+        data = et.load_dataset("fashion_mnist", download=False, **option)
+    assert data.train_x.shape == (40, 28, 28, 1)
+    assert [str(w.message) for w in caught] == []
+    assert [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+    ] == []
+    assert os.listdir(own_temp_dir) == []
+
+
+def test_the_tfds_paths_leave_nothing_behind(
+    tmp_path, own_temp_dir, pretend_tensorflow
+):
+    load_sorted_source("cifar10_tfds", tmp_path / "mock")  # prepare, then read
+    with pytest.raises(et.DatasetNotFoundError):
+        et.load_cifar10(data_dir=tmp_path / "none", download=False)
+    (tmp_path / "partial" / "cifar10" / "3.0.2").mkdir(parents=True)
+    with pytest.raises(et.DatasetNotFoundError):
+        et.load_cifar10(data_dir=tmp_path / "partial", download=False)
+    assert os.listdir(own_temp_dir) == []

@@ -16,25 +16,32 @@ class DatasetNotFoundError(FileNotFoundError):
     """
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> tuple[Path, bool]:
     """The data directory: `data_dir` if given, else the environment variable
     `EQTUNERS_DATA_DIR`, else `TFDS_DATA_DIR` (tensorflow-datasets' own), else
-    `~/tensorflow_datasets` (tensorflow-datasets' default)."""
+    `~/tensorflow_datasets` (tensorflow-datasets' default).
+
+    **Returns:** `(directory, chosen)`, where `chosen` says whether the directory was
+    named (by the argument or one of the two variables). A chosen directory is
+    honoured or refused, never replaced: the loaders' system-wide fallbacks (such as
+    `/usr/share/datasets/fashion-mnist`) are searched only when it is not chosen.
+    """
+    chosen = True
     if data_dir is None:
-        data_dir = (
-            os.environ.get(DATA_DIR_VARIABLE)
-            or os.environ.get("TFDS_DATA_DIR")
-            or "~/tensorflow_datasets"
-        )
-    return Path(data_dir).expanduser()
+        data_dir = os.environ.get(DATA_DIR_VARIABLE) or os.environ.get("TFDS_DATA_DIR")
+        if not data_dir:
+            data_dir, chosen = "~/tensorflow_datasets", False
+    return Path(data_dir).expanduser(), chosen
 
 
 def prepare_with_tfds(
     tfds_name: str, name: str, data_dir: Path, message: str, download: bool
-) -> dict[str, tuple]:
-    """Prepares a missing dataset with tensorflow-datasets and reads it, or raises
-    `DatasetNotFoundError` with `message` when that is not allowed (`download`
-    false), not possible (tensorflow-datasets or TensorFlow missing) or fails."""
+) -> tuple[dict[str, tuple], str]:
+    """Prepares a missing dataset with tensorflow-datasets and reads it (as
+    `_tfds.read_split_arrays`: the splits and a line naming what was read), or
+    raises `DatasetNotFoundError` with `message` when that is not allowed
+    (`download` false), not possible (tensorflow-datasets or TensorFlow missing) or
+    fails."""
     if not (download and _tfds.tfds_installed() and _tfds.tensorflow_installed()):
         raise DatasetNotFoundError(message)
     try:

@@ -14,14 +14,20 @@ Otherwise it raises `DatasetNotFoundError` at once, saying where it looked and h
 to provide the data. `DATA_DIR` is the `data_dir` argument, else `$EQTUNERS_DATA_DIR`,
 else `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`.
 
+A chosen data directory is honoured or refused, never replaced; the `Dataset`'s
+`source` says which files were read.
+
 The training split is put in a canonical order (sorted by image bytes, then label)
-before the subset is drawn, so a seed selects the same examples whichever of the
-sources above the data came from (tensorflow-datasets stores them in a hash order;
-the archive in the original order).
+and then shuffled (or subset) with the seed, so a seed gives the same examples in
+the same order whichever of the sources above the data came from (tensorflow-datasets
+stores them in a hash order; the archive in the original order), and the order is
+never the files' or sorted by content.
 """
 
+import gzip
 import os
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +48,21 @@ EXTRACTED_NAME = "cifar-10-batches-bin"
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILES = ("test_batch.bin",)
 _RECORD = 1 + 32 * 32 * 3
+_AGAIN = f"it is damaged or incomplete: download {ARCHIVE_URL} again"
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error)
 
 
 def _parse_records(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     if len(raw) % _RECORD:
         raise ValueError(
             f"{name} is not a CIFAR10 binary batch: its size {len(raw)} is not a "
-            f"multiple of {_RECORD} bytes."
+            f"multiple of {_RECORD} bytes; {_AGAIN} (and extract it again)."
+        )
+    labels = np.frombuffer(raw, np.uint8)[::_RECORD]
+    if labels.size and labels.max() > 9:
+        raise ValueError(
+            f"{name} is not a CIFAR10 binary batch: it holds the label "
+            f"{labels.max()} (labels are 0 to 9); {_AGAIN} (and extract it again)."
         )
     records = np.frombuffer(raw, np.uint8).reshape(-1, _RECORD)
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
@@ -68,24 +82,37 @@ def read_cifar10_binary(path: str | os.PathLike) -> dict[str, tuple]:
 
     **Returns:** `{"train": (images, labels), "test": (images, labels)}`, uint8
     images `(n, 32, 32, 3)` and int64 labels, in the files' order.
+
+    **Raises:** `ValueError` naming the archive or batch file, and saying to
+    download it again, when it is truncated, corrupt or incomplete;
+    `FileNotFoundError` for a missing batch of the extracted folder.
     """
     path = Path(path)
     files = {}
     if path.is_dir():
         for name in TRAIN_FILES + TEST_FILES:
             files[name] = (path / name).read_bytes()
+        where = {name: str(path / name) for name in files}
     else:
-        with tarfile.open(path, "r:*") as archive:
-            for member in archive.getmembers():
-                base = Path(member.name).name
-                if member.isfile() and base in TRAIN_FILES + TEST_FILES:
-                    files[base] = archive.extractfile(member).read()
+        try:
+            with tarfile.open(path, "r:*") as archive:
+                for member in archive.getmembers():
+                    base = Path(member.name).name
+                    if member.isfile() and base in TRAIN_FILES + TEST_FILES:
+                        files[base] = archive.extractfile(member).read()
+        except _ARCHIVE_ERRORS as error:
+            raise ValueError(
+                f"Cannot read the archive {path} ({error!r}); {_AGAIN}."
+            ) from error
         missing = [n for n in TRAIN_FILES + TEST_FILES if n not in files]
         if missing:
-            raise ValueError(f"{path} does not hold the CIFAR10 batches {missing}.")
+            raise ValueError(
+                f"{path} does not hold the CIFAR10 batches {missing}; {_AGAIN}."
+            )
+        where = {name: f"{name} in {path}" for name in files}
     splits = {}
     for split, names in (("train", TRAIN_FILES), ("test", TEST_FILES)):
-        parts = [_parse_records(files[n], n) for n in names]
+        parts = [_parse_records(files[n], where[n]) for n in names]
         splits[split] = tuple(np.concatenate(a) for a in zip(*parts))
     return splits
 
@@ -114,12 +141,13 @@ def _cifar_steps(data_dir: Path) -> str:
     )
 
 
-def _read_cifar10(data_dir: Path, download: bool) -> dict[str, tuple]:
+def _read_cifar10(data_dir: Path, download: bool) -> tuple[dict[str, tuple], str]:
     if _tfds.is_prepared("cifar10", data_dir):
         return _tfds.read_split_arrays("cifar10", data_dir)
     for candidate in archive_candidates(data_dir):
         if candidate.exists():
-            return read_cifar10_binary(candidate)
+            kind = "folder" if candidate.is_dir() else "archive"
+            return read_cifar10_binary(candidate), f"CIFAR10 binary {kind} {candidate}"
     looked = [
         _tfds.tfds_dataset_dir("cifar10", data_dir),
         *archive_candidates(data_dir),
@@ -134,13 +162,16 @@ def load_cifar10(
     subset: int | None = None,
     seed: int = 0,
     download: bool = True,
+    pad_to: int | None = None,
 ) -> Dataset:
     """CIFAR10, scaled to [0, 1] and standardised per channel.
 
     See the module docstring for where the files are looked for, and
-    `eqtuners._data._prepare` for the preprocessing: pixels scaled to [0, 1], a
-    class-balanced subset (the paper's deterministic regime uses `subset=4096`),
-    per-channel standardisation with the statistics of the whole training split.
+    `eqtuners._data._prepare` for the preprocessing: pixels scaled to [0, 1], the
+    training split in a random order fixed by `seed` or a class-balanced subset
+    (the paper's deterministic regime uses `subset=4096`), per-channel
+    standardisation with the statistics of the whole training split, optional
+    padding.
     The whole training split (50,000 x 32 x 32 x 3 float32, 614 MB) goes on the
     device; mini-batches are drawn from it inside the compiled loop.
 
@@ -150,15 +181,22 @@ def load_cifar10(
       `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`).
     - `subset`: `None` for all 50,000 training images, or the size of a
       class-balanced subset fixed by `seed`.
-    - `seed`: fixes the subset.
+    - `seed`: fixes the order of the training split and the subset.
     - `download`: when the data are missing, prepare them with tensorflow-datasets
       (needs TensorFlow and a network); when that is impossible the loader fails at
       once with `DatasetNotFoundError`.
+    - `pad_to`: `None`, or the height and width to pad the images to, with the
+      pixel value 0 on every side.
 
-    **Returns:** a `Dataset` named `"cifar10"` with images `(n, 32, 32, 3)`.
+    **Returns:** a `Dataset` named `"cifar10"` with images `(n, 32, 32, 3)` (or
+    `(n, pad_to, pad_to, 3)`) and `source` naming the files read.
 
     **Raises:** `DatasetNotFoundError` (a `FileNotFoundError`) with the places looked
-    in and the steps to provide the data.
+    in and the steps to provide the data; `ValueError` naming a damaged archive or
+    batch (and saying to download it again), or a bad `subset`, `seed` or `pad_to`.
     """
-    splits = _read_cifar10(resolve_data_dir(data_dir), download)
-    return dataset_from_splits(splits, name="cifar10", subset=subset, seed=seed)
+    directory, _ = resolve_data_dir(data_dir)  # CIFAR10 has no system-wide folder
+    splits, source = _read_cifar10(directory, download)
+    return dataset_from_splits(
+        splits, name="cifar10", source=source, subset=subset, seed=seed, pad_to=pad_to
+    )

@@ -1,3 +1,4 @@
+import inspect
 from collections.abc import Callable
 
 from ._dataset import Dataset
@@ -14,8 +15,20 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 }
 
 
-def load_dataset(name: str, **kwargs) -> Dataset:
+def dataset_options(name: str) -> tuple[str, ...]:
+    """The keyword arguments that the loader of dataset `name` accepts."""
+    return tuple(inspect.signature(DATASETS[name]).parameters)
+
+
+def load_dataset(name: str, **options) -> Dataset:
     """Loads a dataset by name; keyword arguments go to its loader.
+
+    Every loader takes `subset` (a class-balanced training subset), `seed` (the
+    order of the training split, the subset, and whatever else the loader draws)
+    and `pad_to` (pad the images to `pad_to x pad_to`); the loaders that read files
+    (`cifar10`, `fashion_mnist`) also take `data_dir` and `download`, and
+    `fashion_mnist` takes `idx_dir`. The returned `Dataset`'s `source` says where
+    the examples came from.
 
     **Arguments:**
 
@@ -23,7 +36,12 @@ def load_dataset(name: str, **kwargs) -> Dataset:
       `"cifar10"`, `"fashion_mnist"` (files on disk or prepared by
       tensorflow-datasets; see their loaders) or `"synthetic_cifar10"` (generated
       from a seed, any size).
-    - `**kwargs`: passed to the loader, e.g. `data_dir`, `subset`, `seed`.
+    - `**options`: passed to the loader, e.g. `data_dir`, `subset`, `seed`,
+      `pad_to`.
+
+    **Raises:** `ValueError` for an unknown `name`, or an option that the loader
+    does not take (the message says which loaders take it), or a bad value;
+    `DatasetNotFoundError` when the files are not on this machine.
     """
     try:
         loader = DATASETS[name]
@@ -31,4 +49,14 @@ def load_dataset(name: str, **kwargs) -> Dataset:
         raise ValueError(
             f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}."
         ) from None
-    return loader(**kwargs)
+    accepted = dataset_options(name)
+    for option in options:
+        if option in accepted:
+            continue
+        takers = [n for n in sorted(DATASETS) if option in dataset_options(n)]
+        who = f"only the datasets {takers} take it" if takers else "no dataset takes it"
+        raise ValueError(
+            f"The dataset {name!r} does not take the option `{option}`: {who}. "
+            f"{name!r} takes {', '.join(f'`{a}`' for a in accepted)}."
+        )
+    return loader(**options)

@@ -14,6 +14,7 @@ def load_synthetic_cifar10(
     image_shape: tuple[int, int, int] = (32, 32, 3),
     num_classes: int = 10,
     noise: float | int = 48.0,
+    pad_to: int | None = None,
 ) -> Dataset:
     """A synthetic, CIFAR-shaped dataset generated from a seed: no download, any size.
 
@@ -21,11 +22,12 @@ def load_synthetic_cifar10(
     over 3x3 neighbourhoods); an example is its class's template plus Gaussian pixel
     noise of standard deviation `noise`, rounded and clipped to uint8 [0, 255].
     Labels are balanced (example `i` has class `i % num_classes` before a seeded
-    shuffle). The images then go through exactly the preprocessing of CIFAR10
-    (scaled to [0, 1], optional class-balanced subset, per-channel standardisation
-    with the training split's statistics). The classes are learnable but the
-    content is not CIFAR's: use it for speed benchmarks and for tests that need the
-    shape, not the content.
+    shuffle, so the training split is in a seeded random order). The images then go
+    through exactly the preprocessing of CIFAR10 (scaled to [0, 1], optional
+    class-balanced subset, per-channel standardisation with the training split's
+    statistics, optional padding; `eqtuners._data._prepare`). The classes are
+    learnable but the content is not CIFAR's: use it for speed benchmarks and for
+    tests that need the shape, not the content.
 
     **Arguments:**
 
@@ -36,11 +38,18 @@ def load_synthetic_cifar10(
     - `image_shape`: `(height, width, channels)` of an image.
     - `num_classes`: the number of classes.
     - `noise`: the standard deviation of the pixel noise, in units of 0-255 pixels.
+    - `pad_to`: `None`, or the height and width to pad the images to, with the pixel
+      value 0 on every side.
 
-    **Returns:** a `Dataset` named `"synthetic_cifar10"`.
+    **Returns:** a `Dataset` named `"synthetic_cifar10"`, whose `source` is
+    `"generated from seed SEED"`.
+
+    **Raises:** `ValueError` naming the argument for a bad size, shape, `seed`,
+    `subset` or `pad_to`.
     """
     checked_int("num_train", num_train)
     checked_int("num_test", num_test)
+    seed = checked_int("seed", seed, lower=0)
     if len(image_shape) != 3 or any(s < 1 for s in image_shape):
         raise ValueError(
             f"`image_shape` must be (height, width, channels), got {image_shape!r}."
@@ -73,6 +82,9 @@ def load_synthetic_cifar10(
         test_labels,
         num_classes=num_classes,
         name="synthetic_cifar10",
+        source=f"generated from seed {seed}",
         subset=subset,
         seed=seed,
+        pad_to=pad_to,
+        shuffle=False,  # the labels are already a seeded permutation
     )
