@@ -19,6 +19,8 @@ RAW_STYLE = {"linewidth": 0.6, "alpha": 0.3}
 # A mini-batch loss averaged over the window: smoother, so a little darker.
 MINIBATCH_STYLE = {"linewidth": 0.9, "alpha": 0.45, "zorder": 1.5}
 SMOOTH_WIDTH = 1.6
+# Measurements at least this many per window are smoothed like per-step series.
+DENSE = 4
 # How far above the runs that did not diverge a diverged run may take the y axis.
 _DIVERGED_HEADROOM = 3.0
 
@@ -169,16 +171,17 @@ def plain_number(value: float) -> str:
     return f"{value:g}"
 
 
-def log_formatter(minor: bool):
+def log_formatter(always: Sequence[float] = ()):
+    """Labels the ticks of a log axis that Matplotlib would label, and those in
+    `always`, as plain numbers (0.01, not 10^-2)."""
     from matplotlib import ticker
 
     class PlainLogFormatter(ticker.LogFormatter):
-        """Labels the ticks Matplotlib would label, as plain numbers."""
-
         def __call__(self, x, pos=None):
-            return plain_number(x) if super().__call__(x, pos) else ""
+            shown = any(np.isclose(x, t) for t in always) or super().__call__(x, pos)
+            return plain_number(x) if shown else ""
 
-    return PlainLogFormatter(labelOnlyBase=not minor, minor_thresholds=(1.5, 0.6))
+    return PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6))
 
 
 class Panel:
@@ -194,14 +197,15 @@ class Panel:
         self._values: list[tuple[np.ndarray, bool]] = []
         self._has_data = False
 
-    def plot(self, x, y, *, diverged: bool = False, scale: bool = True, **style):
+    def plot(self, x, y, *, diverged: bool = False, **style):
+        """Draws the finite points of `(x, y)`; those of a `diverged` run do not
+        raise the top of the axis beyond a little headroom."""
         y = np.where(np.isfinite(y), np.asarray(y, float), np.nan)
         keep = np.isfinite(y)
         if keep.any():
             self.ax.plot(np.asarray(x)[keep], y[keep], **style)
             self._has_data = True
-            if scale:
-                self._values.append((y[keep], diverged))
+            self._values.append((y[keep], diverged))
 
     def hline(self, y: float, *, diverged: bool = False, **style):
         """A reference line; that of a diverged run does not widen the axis."""
@@ -210,7 +214,14 @@ class Panel:
             if not diverged:
                 self._values.append((np.array([y]), False))
 
-    def finish(self, *, log: bool | None = None, empty_text: str = "not measured"):
+    def finish(
+        self,
+        *,
+        log: bool | None = None,
+        empty_text: str = "not measured",
+        ticks: Sequence[float] = (),
+    ):
+        """Sets the scale and limits; `ticks` are labelled as well, if in view."""
         ax = self.ax
         if not self._has_data:
             ax.text(
@@ -228,18 +239,15 @@ class Panel:
         every = np.concatenate([v for v, _ in self._values])
         trusted = np.concatenate(kept) if kept else every
         positive = every[every > 0]
-        if log is None:
-            log = (
-                positive.size >= 0.95 * every.size
-                and positive.size > 0
-                and positive.max() > 10 * positive.min()
-            )
+        if log is None:  # zeros (failed line searches) are masked, negatives are not
+            shown = trusted[trusted > 0]
+            log = every.min() >= 0 and shown.size > 0 and shown.max() > 10 * shown.min()
         if log and positive.size:
             from matplotlib import ticker
 
             ax.set_yscale("log", nonpositive="mask")
-            ax.yaxis.set_major_formatter(log_formatter(minor=False))
-            ax.yaxis.set_minor_formatter(log_formatter(minor=True))
+            ax.yaxis.set_major_formatter(log_formatter(ticks))
+            ax.yaxis.set_minor_formatter(log_formatter())
             ax.yaxis.set_major_locator(ticker.LogLocator(base=10, numticks=8))
             low = positive.min()
             high = trusted[trusted > 0].max() if (trusted > 0).any() else positive.max()
@@ -249,6 +257,11 @@ class Panel:
                 high = positive.max()
             pad = (high / low) ** 0.04
             ax.set_ylim(low / pad, high * pad)
+            if ticks:
+                low, high = ax.get_ylim()
+                major = ax.yaxis.get_major_locator().tick_values(low, high)
+                shown = [t for t in [*major, *ticks] if low <= t <= high]
+                ax.yaxis.set_major_locator(ticker.FixedLocator(sorted(set(shown))))
         else:
             ax.ticklabel_format(axis="y", style="plain", useOffset=False)
             low, high = every.min(), trusted.max()
@@ -363,6 +376,7 @@ def draw_four_panels(
     loss_panel, sharp_panel, step_panel, product_panel = panels
     uses: set[str] = set()
     smooth = window > 1
+    dense = False
     for curve in curves:
         h = curve.history
         x = x_of(curve)
@@ -387,15 +401,7 @@ def draw_four_panels(
                 )
                 uses.add("minibatch")
                 train = column(h, keys.train_loss)
-                loss_panel.plot(
-                    x,
-                    train,
-                    diverged=diverged,
-                    marker="." if np.isfinite(train).sum() <= 60 else None,
-                    markersize=4,
-                    linewidth=SMOOTH_WIDTH,
-                    **line,
-                )
+                _measured(loss_panel, x, train, h, window, diverged, line)
             else:
                 loss_panel.plot(
                     x, batch_mean, diverged=diverged, linewidth=SMOOTH_WIDTH, **line
@@ -407,16 +413,7 @@ def draw_four_panels(
             uses.add("diverged")
 
         # Sharpness, with 2 / step for a fixed step.
-        rows = np.isfinite(sharp)
-        sharp_panel.plot(
-            x[rows],
-            sharp[rows],
-            diverged=diverged,
-            marker="." if rows.sum() <= 60 else None,
-            markersize=4,
-            linewidth=1.2,
-            **line,
-        )
+        dense |= _measured(sharp_panel, x, sharp, h, window, diverged, line)
         if curve.fixed_stepsize is not None and curve.fixed_stepsize > 0:
             edge_style = "--" if curve.linestyle == "-" else ":"
             sharp_panel.hline(
@@ -448,22 +445,14 @@ def draw_four_panels(
 
         # Step size x sharpness, on the measurement schedule.
         product = stepsize * sharp
-        rows = np.isfinite(product)
-        product_panel.plot(
-            x[rows],
-            product[rows],
-            diverged=diverged,
-            marker="." if rows.sum() <= 60 else None,
-            markersize=4,
-            linewidth=1.2,
-            **line,
-        )
+        _measured(product_panel, x, product, h, window, diverged, line)
     product_panel.hline(2.0, color="black", linestyle=":", linewidth=1.2)
     uses.add("two")
     if smooth:
         uses.add("raw_step" if minibatch else "raw_loss_step")
-    for panel in panels:
+    for panel in panels[:3]:
         panel.finish()
+    product_panel.finish(ticks=(2.0,))
 
     notes = []
     if minibatch:
@@ -484,10 +473,44 @@ def draw_four_panels(
     when = measured_steps_text(curves, keys.sharpness)
     if when:
         notes.append(f"{sharp_name.capitalize()}: measured {when}.")
+    if dense:
+        notes.append(
+            f"Where measured at least every {window // DENSE:g} steps, measured "
+            "quantities too: light lines every measurement; solid lines the running "
+            f"median over windows of {window} steps."
+        )
     if minibatch:
         per_epoch = sorted({c.steps_per_epoch for c in curves})
-        notes.append("Epoch = " + ", ".join(f"{s:g}" for s in per_epoch) + " steps.")
+        steps = "step" if per_epoch == [1] else "steps"
+        notes.append("Epoch = " + ", ".join(f"{s:g}" for s in per_epoch) + f" {steps}.")
     return RowResult(uses, notes)
+
+
+def _measured(panel, x, values, history, window, diverged, line) -> bool:
+    """A quantity measured on a schedule: its measurements joined, with dots where
+    there are few. Where the measurements are dense (at least `DENSE` per window
+    of steps), they are drawn light, under their running median over `window`
+    steps. Returns whether any were smoothed."""
+    rows = np.isfinite(values)
+    steps = np.asarray(history["step"], float)[rows]
+    gaps = np.diff(steps)
+    nearest = np.minimum(np.append(gaps, np.inf), np.insert(gaps, 0, np.inf))
+    dense = (window > 1) & (nearest * DENSE <= window)
+    drawn = values[rows]
+    if dense.any():
+        panel.plot(x, values, diverged=diverged, **(line | RAW_STYLE | {"zorder": 1.5}))
+        median = running(values, window, np.nanmedian)[rows]
+        drawn = np.where(dense, median, drawn)
+    panel.plot(
+        x[rows],
+        drawn,
+        diverged=diverged,
+        marker="." if rows.sum() <= 60 else None,
+        markersize=4,
+        linewidth=SMOOTH_WIDTH if dense.any() else 1.2,
+        **line,
+    )
+    return bool(dense.any())
 
 
 def _per_step(panel, x, values, window, diverged, line):

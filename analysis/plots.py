@@ -204,10 +204,11 @@ def plot_batch_size_grid(
         uses |= row.uses
         notes += [n for n in row.notes if n not in notes and not n.startswith("Epoch")]
         per_epoch = sorted({c.steps_per_epoch for c in curves})
+        steps = "step" if per_epoch == [1] else "steps"
         subfig.suptitle(
             f"batch size {batch_size} ("
             + ", ".join(f"{s:g}" for s in per_epoch)
-            + " steps per epoch)",
+            + f" {steps} per epoch)",
             fontsize="medium",
             fontweight="bold",
         )
@@ -292,7 +293,7 @@ def plot_polyak_zoom(
     product_panel.plot(step, product, **run)
     product_panel.hline(2.0, color="black", linestyle=":", linewidth=1.2)
     for panel in panels:
-        panel.finish()
+        panel.finish(ticks=(2.0,) if panel is product_panel else ())
         panel.ax.tick_params(labelbottom=True)
     loss_ax.set_xlim(-0.01 * stop, stop)
 
@@ -493,8 +494,8 @@ def plot_phase_portrait(
     ax.set_xlim(lo / 2, hi * 2)
     for axis, log_axis in ((ax.xaxis, "x"), (ax.yaxis, "y")):
         getattr(ax, f"set_{log_axis}scale")("log")
-        axis.set_major_formatter(log_formatter(minor=False))
-        axis.set_minor_formatter(log_formatter(minor=True))
+        axis.set_major_formatter(log_formatter())
+        axis.set_minor_formatter(log_formatter())
     ax.set_xlabel("step size γ")
     ax.set_ylabel("sharpness λ")
     handles = [

@@ -182,7 +182,7 @@ def test_diverged_unmeasured_and_failed_runs(tmp_path, figures):
         Curve("GD 0.5", history(stepsize=0.5), 0.5),
         Curve("GD 4", history(stepsize=4.0, diverge_at=30), 4.0),
         Curve("unmeasured", history(measured=False)),
-        Curve("Armijo", history(stepsize=0.3, zero_steps=[5, 50, 51])),
+        Curve("Armijo", history(stepsize=0.03, zero_steps=[5, 50, 51])),
     ]
     plot_panels(curves, tmp_path / "a.png")
     (fig,) = figures
@@ -193,6 +193,11 @@ def test_diverged_unmeasured_and_failed_runs(tmp_path, figures):
     assert any("diverged" in label and "after" in label for label in labels)
     # The diverged run's 1e6 does not stretch the loss axis.
     assert fig.get_axes()[0].get_ylim()[1] < 10
+    # Step sizes from 0.03 to 1 are on a log axis, their zeros marked on its edge.
+    step_ax = fig.get_axes()[2]
+    assert step_ax.get_yscale() == "log"
+    marks = [line for line in step_ax.get_lines() if line.get_marker() == "|"]
+    assert [list(line.get_xdata()) for line in marks] == [[5, 50, 51]]
 
 
 def test_single_run_without_measurements(tmp_path, figures):
@@ -353,3 +358,21 @@ def test_running_statistics():
     with_nan[41] = np.inf
     assert np.all(np.isfinite(running_mean(with_nan, 20)))
     assert np.array_equal(running_median(alternating, 1), alternating)
+
+
+def test_dense_measurements_smoothed_only_where_dense(tmp_path, figures):
+    h = history(200)
+    zoom = h["step"] < 60  # every step up to 60, then every 10
+    h["sharpness"] = np.where(zoom, 3.0 + (h["step"] % 2), h["sharpness"])
+    plot_panels([Curve("Polyak", h)], tmp_path / "a.png", window=20)
+    _, note = legend_texts(figures[0])
+    assert "Where measured at least every 5 steps" in note
+    sharp_ax = figures[0].get_axes()[1]
+    light = [ln for ln in sharp_ax.get_lines() if (ln.get_alpha() or 1) < 1]
+    (solid,) = [ln for ln in sharp_ax.get_lines() if ln.get_alpha() is None]
+    assert len(light) == 1
+    x, y = solid.get_xdata(), solid.get_ydata()
+    # The alternation 3, 4, 3, ... under its median; the sparse rows as measured.
+    assert np.all((y[(x >= 10) & (x < 50)] > 3) & (y[(x >= 10) & (x < 50)] < 4))
+    sparse = x >= 70
+    assert np.array_equal(y[sparse], h["sharpness"][x[sparse].astype(int)])
