@@ -72,8 +72,7 @@ _PANEL_SIZE = (4.2, 3.3)
 def running_median(values: np.ndarray, window: int) -> np.ndarray:
     """The median of the `window` values centred on each entry (the entries
     `i - window // 2` to `i - window // 2 + window - 1`, those that exist: fewer
-    at the ends). Values
-    that are not finite are left out.
+    at the ends). Values that are not finite are left out.
 
     **Arguments:**
 
