@@ -9,7 +9,11 @@ It imports `eqtuners` and is never imported by it.
 - Joint step-size/sharpness dynamics under any `eqtuners` tuner: `simulate` on an
   `AbstractDynamicsModel`, either `SecondOrderRegression` (exact, in parameter
   space) or `SelfStabilisation` (the reduced two-variable dynamics).
-- Figures: `analysis.plots`.
+- Figures (`analysis.plots`, drawn from `eqtuners.train(...).history`): the paper's
+  four panels for a group of runs (`plot_panels`), the stochastic suite by batch
+  size (`plot_batch_size_grid`), its Figure 6 (`plot_polyak_zoom`) and Figure 7
+  (`plot_cap_sweep`), and sharpness against step size (`plot_phase_portrait`); a
+  run is a `Curve`.
 """
 
 from ._armijo_boundary import largest_armijo_stepsize as largest_armijo_stepsize

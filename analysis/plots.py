@@ -1,111 +1,431 @@
-"""The paper's four panels: loss, sharpness, step size, and step size x sharpness."""
+"""Figures of the study, drawn from the histories that `eqtuners.train` returns.
 
-from collections.abc import Sequence
+- `plot_panels`: the paper's four panels for one group of runs (its Figures 1-2,
+  and each batch size of Figures 3-5): training loss; sharpness with `2 / step
+  size` dashed for the fixed-step runs; step size; step size x sharpness with the
+  line at 2.
+- `plot_batch_size_grid`: the stochastic suite, one row of the four panels per
+  batch size, x in epochs.
+- `plot_polyak_zoom`: the paper's Figure 6, a Polyak run step by step over its
+  first steps, its step size drawn against the edge `2 / sharpness`.
+- `plot_cap_sweep`: the paper's Figure 7, Polyak runs at several caps with
+  constant-step GD at the same steps.
+- `plot_phase_portrait`: sharpness against step size, with the curves of the
+  top-eigenmode quadratic model.
+
+A run is a `Curve`. Every function writes one image, whose format the suffix of
+`path` gives (`.png`, `.pdf`, `.svg`), and returns its path. The figures share
+these conventions:
+
+- one legend per figure, below the panels, that names the runs and every
+  reference line; above its entries, in words, what was averaged over how many
+  steps and how often the curvature was measured;
+- a run has one colour in every panel (and every row);
+- a per-step series (the loss of a full-batch run, the step size) is drawn thin
+  and light at every step under its running median over `window` steps, so that a
+  series that jumps at every step (Polyak's step size) does not hide the others;
+  the measured quantities (sharpness, step size x sharpness, and the training loss
+  of a mini-batch run) are drawn on their measurement schedule, unsmoothed; a
+  mini-batch loss is averaged over `window` steps and never called a training loss;
+- a y axis is logarithmic where its positive values span more than a decade, with
+  plain tick labels (0.01, not 10^-2); zero step sizes (failed line searches),
+  which a log axis cannot show, are marked on its bottom edge;
+- a run that diverged (its loss stopped being finite, where `eqtuners.train` ends
+  it) is drawn up to its end, its legend entry says at which step, an x marks its
+  end on the loss panel, and it cannot stretch the y axes: they are fitted to the
+  runs that did not diverge;
+- a run without measurements simply has no curve on the measured panels.
+"""
+
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
+from ._plot_core import (
+    SMOOTH_WIDTH,
+    Curve as Curve,
+    Keys,
+    Panel,
+    add_legend,
+    check_window,
+    checked_curves,
+    column,
+    diverged_at,
+    draw_four_panels,
+    handle,
+    label_colors,
+    legend_label,
+    log_formatter,
+    moving_average as moving_average,
+    new_figure,
+    plain_number as plain_number,
+    quantity,
+    running,
+    save,
+    style_entries,
+)
 
-class Curve(NamedTuple):
-    """One run to draw: its label, its history (a dict of per-step arrays, as
-    `eqtuners.train` returns), and its step size if that was fixed (drawn as the
-    dashed line `2 / stepsize` on the sharpness panel)."""
-
-    label: str
-    history: dict[str, np.ndarray]
-    fixed_stepsize: float | None = None
-
-
-def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """The mean over the last `window` values (fewer at the start)."""
-    values = np.asarray(values, float)
-    if window <= 1:
-        return values
-    sums = np.concatenate([[0.0], np.cumsum(values)])
-    end = np.arange(1, len(values) + 1)
-    start = np.maximum(end - window, 0)
-    return (sums[end] - sums[start]) / (end - start)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+_PANEL_SIZE = (4.2, 3.3)
 
 
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
-    return path
+def running_median(values: np.ndarray, window: int) -> np.ndarray:
+    """The median of the `window` values centred on each entry (the entries
+    `i - window // 2` to `i - window // 2 + window - 1`, those that exist: fewer
+    at the ends). Values that are not finite are left out.
+
+    **Arguments:**
+
+    - `values`: a 1-D array, one value per step.
+    - `window`: the number of steps, >= 1 (1 returns the values).
+
+    **Returns:** an array of the shape of `values` (NaN where a window holds no
+    finite value).
+
+    **Raises:** `ValueError` if `window` is not an int >= 1.
+    """
+    return running(np.asarray(values, float), check_window(window), np.nanmedian)
 
 
-def _measured(history, key):
-    rows = ~np.isnan(history[key])
-    return history["step"][rows], history[key][rows]
+def running_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """As `running_median`, with the mean: for a mini-batch loss, an estimate of the
+    training loss over `window` steps."""
+    return running(np.asarray(values, float), check_window(window), np.nanmean)
+
+
+def plot_panels(
+    curves: Curve | Sequence[Curve],
+    path: str | Path,
+    *,
+    title: str = "",
+    window: int = 20,
+    loss_key: str = "loss",
+    train_loss_key: str = "train_loss",
+    stepsize_key: str = "stepsize",
+    sharpness_key: str = "sharpness",
+) -> Path:
+    """The paper's four panels for one group of runs, in one row: the training
+    loss; the sharpness, with the edge of stability `2 / step size` dashed in the
+    colour of each fixed-step run; the step size; and step size x sharpness, with
+    the line at 2 (Figures 1-5 of Roulet, Agarwala and Pedregosa).
+
+    Full-batch runs (`Curve.steps_per_epoch` is `None`) are drawn against the
+    step, their `loss` column as the training loss. Mini-batch runs
+    (`steps_per_epoch` given) are drawn against the epoch: the loss panel shows the
+    full training objective (`train_loss_key`, on its measurement schedule) as the
+    main line and the mini-batch loss (`loss_key`) averaged over `window` steps as
+    a thin light line. All runs of one call must be of one kind.
+
+    **Arguments:**
+
+    - `curves`: the runs (one `Curve` or several).
+    - `path`: the image to write; its suffix gives the format.
+    - `title`: the figure's title (say the model, data and batch size).
+    - `window`: the number of steps of the running median drawn over the per-step
+      series, and of the mean of the mini-batch loss (the paper: 20; 1 draws every
+      step unsmoothed).
+    - `loss_key`, `train_loss_key`, `stepsize_key`, `sharpness_key`: the history
+      columns read; for instance `sharpness_key="batch_sharpness"` draws the batch
+      sharpness, and the last panel then shows step size x batch sharpness.
+
+    **Returns:** `path`, as a `Path`.
+
+    **Raises:** `ValueError` if `curves` is empty, a history lacks `step`, `loss`
+    or `stepsize` or has columns of different lengths, full-batch and mini-batch
+    runs are mixed, or `window` is not an int >= 1.
+    """
+    curves = checked_curves(curves)
+    window = check_window(window)
+    keys = Keys(loss_key, train_loss_key, stepsize_key, sharpness_key)
+    fig = new_figure(figsize=(4 * _PANEL_SIZE[0], _PANEL_SIZE[1] + 1.3))
+    axes = fig.subplots(1, 4)
+    colors = label_colors(curves)
+    row = draw_four_panels(axes, curves, colors, window=window, keys=keys)
+    _legend(fig, curves, colors, row.uses, row.notes, window)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
+
+
+def plot_batch_size_grid(
+    groups: Mapping[int, Sequence[Curve]],
+    path: str | Path,
+    *,
+    title: str = "",
+    window: int = 20,
+    loss_key: str = "loss",
+    train_loss_key: str = "train_loss",
+    stepsize_key: str = "stepsize",
+    sharpness_key: str = "sharpness",
+) -> Path:
+    """The stochastic suite (the paper's Figures 3-5) in one figure: a row of the
+    four panels of `plot_panels` per batch size, x in epochs; a run label has the
+    same colour in every row.
+
+    **Arguments:**
+
+    - `groups`: batch size -> its runs, mini-batch `Curve`s with `steps_per_epoch`
+      set (rows in increasing batch size).
+    - `path`, `title`, `window`, `*_key`: as for `plot_panels`.
+
+    **Returns:** `path`, as a `Path`.
+
+    **Raises:** `ValueError` as `plot_panels`, if `groups` is empty, or if a run
+    has no `steps_per_epoch`.
+    """
+    if not isinstance(groups, Mapping) or not groups:
+        raise ValueError(
+            "`groups` must be a non-empty mapping: batch size -> its Curves, got "
+            f"{groups!r}."
+        )
+    window = check_window(window)
+    keys = Keys(loss_key, train_loss_key, stepsize_key, sharpness_key)
+    rows = {}
+    for batch_size in sorted(groups):
+        curves = checked_curves(groups[batch_size], f"groups[{batch_size}]")
+        for curve in curves:
+            if curve.steps_per_epoch is None:
+                raise ValueError(
+                    f"Run {curve.label!r} of `groups[{batch_size}]` has no "
+                    "steps_per_epoch: a mini-batch run needs it for the epoch axis."
+                )
+        rows[batch_size] = curves
+    every = [c for curves in rows.values() for c in curves]
+    colors = label_colors(every)
+    fig = new_figure(
+        figsize=(4 * _PANEL_SIZE[0], len(rows) * (_PANEL_SIZE[1] + 0.35) + 1.4)
+    )
+    subfigs = np.atleast_1d(fig.subfigures(len(rows), 1))
+    uses, notes = set(), []
+    for subfig, (batch_size, curves) in zip(subfigs, rows.items()):
+        axes = subfig.subplots(1, 4)
+        row = draw_four_panels(axes, curves, colors, window=window, keys=keys)
+        uses |= row.uses
+        notes += [n for n in row.notes if n not in notes and not n.startswith("Epoch")]
+        per_epoch = sorted({c.steps_per_epoch for c in curves})
+        steps = "step" if per_epoch == [1] else "steps"
+        subfig.suptitle(
+            f"batch size {batch_size} ("
+            + ", ".join(f"{s:g}" for s in per_epoch)
+            + f" {steps} per epoch)",
+            fontsize="medium",
+            fontweight="bold",
+        )
+    _legend(fig, every, colors, uses, notes, window)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
+
+
+def plot_polyak_zoom(
+    curve: Curve,
+    path: str | Path,
+    *,
+    stop: int = 200,
+    title: str = "",
+    loss_key: str = "loss",
+    stepsize_key: str = "stepsize",
+    sharpness_key: str = "sharpness",
+) -> Path:
+    """The paper's Figure 6: one run (Polyak-GD), every step up to `stop`: its
+    loss; its sharpness; its step size on the same axes as the edge of stability
+    `2 / sharpness`, so that the step size is seen to oscillate around the edge;
+    and step size x sharpness with the line at 2. Nothing is averaged. Measure the
+    sharpness at every step of the window (`eqtuners.train(..., sharpness_zoom=(0,
+    stop))`); steps without a measurement have no point on the measured curves.
+
+    **Arguments:**
+
+    - `curve`: the run.
+    - `path`: the image to write; its suffix gives the format.
+    - `stop`: draw the steps before this one (the paper: 200).
+    - `title`: the figure's title.
+    - `loss_key`, `stepsize_key`, `sharpness_key`: the history columns read.
+
+    **Returns:** `path`, as a `Path`.
+
+    **Raises:** `ValueError` if `curve` is not one valid `Curve` or `stop` is not an
+    int >= 1.
+    """
+    if not isinstance(curve, Curve):
+        raise ValueError(f"`curve` must be one Curve, got {curve!r}.")
+    (curve,) = checked_curves([curve], "curve")
+    if isinstance(stop, bool) or not isinstance(stop, int | np.integer) or stop < 1:
+        raise ValueError(f"`stop` must be an int >= 1 (a step), got {stop!r}.")
+    h = curve.history
+    step = np.asarray(h["step"], float)
+    rows = step < stop
+    step = step[rows]
+    loss = column(h, loss_key)[rows]
+    stepsize = column(h, stepsize_key)[rows]
+    sharp = column(h, sharpness_key)[rows]
+    color = label_colors([curve])[curve.label]
+    diverged = diverged_at({"step": step, "loss": loss}) is not None
+    measured = np.isfinite(sharp)
+    with np.errstate(divide="ignore"):
+        edge = 2 / sharp[measured]
+    product = stepsize * sharp
+
+    fig = new_figure(figsize=(13, 7.6))
+    (loss_ax, sharp_ax), (step_ax, product_ax) = fig.subplots(2, 2, sharex=True)
+    sharp_name = quantity(sharpness_key)
+    loss_name = "training loss" if curve.steps_per_epoch is None else "mini-batch loss"
+    panels = [
+        Panel(loss_ax, loss_name, "step"),
+        Panel(sharp_ax, sharp_name, "step"),
+        Panel(step_ax, "step size γ", "step"),
+        Panel(product_ax, f"step size × {sharp_name}", "step"),
+    ]
+    loss_panel, sharp_panel, step_panel, product_panel = panels
+    run = {"color": color, "marker": ".", "markersize": 4, "linewidth": 0.6}
+    reference = {
+        "color": "black",
+        "marker": ".",
+        "markersize": 3,
+        "linewidth": 0.9,
+        "zorder": 3,
+    }
+    loss_panel.plot(step, loss, diverged=diverged, **run)
+    sharp_panel.plot(step[measured], sharp[measured], **run)
+    step_panel.plot(step[measured], edge, **reference)
+    step_panel.plot(step, stepsize, **run)
+    product_panel.plot(step, product, **run)
+    product_panel.hline(2.0, color="black", linestyle=":", linewidth=1.2)
+    for panel in panels:
+        panel.finish(ticks=(2.0,) if panel is product_panel else ())
+        panel.ax.tick_params(labelbottom=True)
+    loss_ax.set_xlim(-0.01 * stop, stop)
+
+    handles = [
+        handle(**run),
+        handle(**reference),
+        handle(color="black", linestyle=":", linewidth=1.2),
+    ]
+    labels = [
+        legend_label(curve),
+        f"edge of stability 2 / {sharp_name} (step-size panel)",
+        f"step size × {sharp_name} = 2",
+    ]
+    last = int(step.max()) if step.size else 0
+    notes = [
+        f"Every step from 0 to {last}, nothing averaged; {sharp_name} measured at "
+        f"{int(measured.sum())} of these {step.size} steps. Above the edge "
+        f"(step size > 2 / {sharp_name}), a step on the quadratic model grows its "
+        "top eigenmode."
+    ]
+    add_legend(fig, handles, labels, notes)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
+
+
+def plot_cap_sweep(
+    polyak: Mapping[float, Mapping[str, np.ndarray]],
+    path: str | Path,
+    *,
+    constant: Mapping[float, Mapping[str, np.ndarray]] | None = None,
+    title: str = "",
+    window: int = 20,
+    loss_key: str = "loss",
+    stepsize_key: str = "stepsize",
+    sharpness_key: str = "sharpness",
+    colormap: str = "plasma",
+) -> Path:
+    """The paper's Figure 7: Polyak-GD at several caps (maximal step sizes), solid,
+    with constant-step GD at the same step sizes, dashed, in the colour of the cap of
+    the same value (colours ordered by the cap): loss, sharpness (with the edge
+    `2 / step size` of each constant run, dotted), step size, and step size x
+    sharpness with the line at 2. Full-batch runs, x in steps.
+
+    **Arguments:**
+
+    - `polyak`: cap -> the history of Polyak-GD with that cap.
+    - `path`: the image to write; its suffix gives the format.
+    - `constant`: step size -> the history of GD at that constant step (optional).
+    - `title`, `window`, `*_key`: as for `plot_panels`.
+    - `colormap`: the Matplotlib colormap that orders the caps' colours.
+
+    **Returns:** `path`, as a `Path`.
+
+    **Raises:** `ValueError` if `polyak` is empty, a cap or step is not > 0, or as
+    `plot_panels`.
+    """
+    from matplotlib import colormaps
+
+    if not isinstance(polyak, Mapping) or not polyak:
+        raise ValueError(
+            f"`polyak` must be a non-empty mapping: cap -> history, got {polyak!r}."
+        )
+    constant = {} if constant is None else constant
+    if not isinstance(constant, Mapping):
+        raise ValueError(
+            f"`constant` must be a mapping: step size -> history, or None; got "
+            f"{constant!r}."
+        )
+    for name, runs in (("polyak", polyak), ("constant", constant)):
+        for value in runs:
+            if not float(value) > 0:
+                raise ValueError(f"The keys of `{name}` must be > 0, got {value!r}.")
+    window = check_window(window)
+    values = sorted({float(v) for v in [*polyak, *constant]})
+    cmap = colormaps[colormap]
+    color_of = {
+        v: cmap(0.85 * i / max(len(values) - 1, 1)) for i, v in enumerate(values)
+    }
+    curves = []
+    for cap in sorted(polyak, key=float):
+        curves.append(
+            Curve(f"Polyak, cap {cap:g}", polyak[cap], color=color_of[float(cap)])
+        )
+    for step in sorted(constant, key=float):
+        curves.append(
+            Curve(
+                f"GD, step {step:g}",
+                constant[step],
+                fixed_stepsize=float(step),
+                color=color_of[float(step)],
+                linestyle="--",
+            )
+        )
+    curves = checked_curves(curves, "polyak")
+    fig = new_figure(figsize=(4 * _PANEL_SIZE[0], _PANEL_SIZE[1] + 1.5))
+    axes = fig.subplots(1, 4)
+    colors = label_colors(curves)
+    keys = Keys(loss_key, "train_loss", stepsize_key, sharpness_key)
+    row = draw_four_panels(axes, curves, colors, window=window, keys=keys)
+
+    handles, labels = [], []
+    for value in values:
+        handles.append(handle(color=color_of[value], linewidth=SMOOTH_WIDTH))
+        labels.append(f"cap = step = {value:g}")
+    handles.append(handle(color="0.3", linewidth=SMOOTH_WIDTH))
+    labels.append("Polyak-GD (solid)")
+    if constant:
+        handles.append(handle(color="0.3", linestyle="--", linewidth=SMOOTH_WIDTH))
+        labels.append("constant-step GD (dashed)")
+    more_handles, more_labels = style_entries(row.uses - {"diverged"}, window)
+    for curve in curves:  # the runs are not listed one by one: name the diverged
+        if diverged_at(curve.history) is not None:
+            more_handles.append(
+                handle(
+                    color=colors[curve.label],
+                    marker="x",
+                    linestyle="none",
+                    markeredgewidth=2,
+                )
+            )
+            more_labels.append(legend_label(curve))
+    add_legend(fig, handles + more_handles, labels + more_labels, row.notes)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
 
 
 def plot_four_panels(
     curves: Sequence[Curve], path: str | Path, *, title: str = "", smooth: int = 1
 ) -> Path:
-    """Draws the four panels for `curves` into the image file `path` and returns it.
-
-    **Arguments:**
-
-    - `curves`: the runs.
-    - `path`: where to write (PNG, PDF, ...: by the suffix).
-    - `title`: the figure's title.
-    - `smooth`: average the per-step loss and step size over this many steps (the
-      paper uses about 20 for mini-batch runs).
-    """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4), constrained_layout=True)
-    loss_ax, sharp_ax, step_ax, product_ax = axes
-    for index, curve in enumerate(curves):
-        color = f"C{index}"
-        h = curve.history
-        loss_ax.plot(
-            h["step"], moving_average(h["loss"], smooth), color=color, label=curve.label
-        )
-        sharp_ax.plot(*_measured(h, "sharpness"), color=color, label=curve.label)
-        if curve.fixed_stepsize is not None:
-            sharp_ax.axhline(
-                2 / curve.fixed_stepsize, color=color, linestyle="--", linewidth=1
-            )
-        step_ax.plot(
-            h["step"],
-            moving_average(h["stepsize"], smooth),
-            color=color,
-            label=curve.label,
-        )
-        product_ax.plot(
-            *_measured(h, "stepsize_x_sharpness"), color=color, label=curve.label
-        )
-    product_ax.axhline(2, color="black", linestyle=":", linewidth=1, label="2")
-    for ax, name in zip(
-        axes,
-        [
-            "training loss",
-            "sharpness (dashed: 2 / step size)",
-            "step size",
-            "step size x sharpness",
-        ],
-    ):
-        ax.set_title(name)
-        ax.set_xlabel("step")
-    loss_ax.set_yscale("log")
-    step_ax.set_yscale("log")
-    sharp_ax.set_yscale("log")
-    product_ax.set_yscale("log")
-    loss_ax.legend()
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    """`plot_panels` with `window=smooth` (kept for existing callers)."""
+    return plot_panels(curves, path, title=title, window=smooth)
 
 
 def plot_phase_portrait(
@@ -133,18 +453,22 @@ def plot_phase_portrait(
     - `c`: the Armijo constant of the bound drawn.
     - `title`: the figure's title.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 6), constrained_layout=True)
+    curves = checked_curves(curves)
+    fig = new_figure(figsize=(8.5, 6))
+    ax = fig.subplots()
+    colors = label_colors(curves)
     steps, sharps = [], []
-    for index, curve in enumerate(curves):
+    for curve in curves:
         h = curve.history
-        keep = (h["stepsize"] > 0) & np.isfinite(h["sharpness"]) & (h["sharpness"] > 0)
-        step, sharp = h["stepsize"][keep], h["sharpness"][keep]
+        stepsize, sharpness = column(h, "stepsize"), column(h, "sharpness")
+        keep = (stepsize > 0) & np.isfinite(stepsize) & np.isfinite(sharpness)
+        keep &= sharpness > 0
+        step, sharp = stepsize[keep], sharpness[keep]
         if step.size == 0:
             continue
-        color = f"C{index}"
+        color = colors[curve.label]
         ax.plot(step, sharp, ".", color=color, markersize=3, alpha=0.5)
-        ax.plot(step[0], sharp[0], "o", color=color, label=curve.label)
+        ax.plot(step[0], sharp[0], "o", color=color, label=legend_label(curve))
         ax.plot(step[-1], sharp[-1], "s", color=color, markeredgecolor="black")
         steps.append(step)
         sharps.append(sharp)
@@ -167,11 +491,61 @@ def plot_phase_portrait(
         all_sharp = np.concatenate(sharps)
         ax.set_ylim(np.min(all_sharp) / 2, np.max(all_sharp) * 2)
     ax.set_xlim(lo / 2, hi * 2)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    for axis, log_axis in ((ax.xaxis, "x"), (ax.yaxis, "y")):
+        getattr(ax, f"set_{log_axis}scale")("log")
+        axis.set_major_formatter(log_formatter())
+        axis.set_minor_formatter(log_formatter())
     ax.set_xlabel("step size γ")
     ax.set_ylabel("sharpness λ")
-    ax.legend(fontsize="small")
+    handles = [
+        handle(marker="o", color="0.3", linestyle="none"),
+        handle(marker="s", color="0.3", markeredgecolor="black", linestyle="none"),
+        handle(marker=".", color="0.3", linestyle="none"),
+    ]
+    labels = ["start of a run", "end of a run", "one step (with a measurement)"]
+    run_handles, run_labels = ax.get_legend_handles_labels()
+    fig.legend(
+        run_handles + handles,
+        run_labels + labels,
+        loc="outside right center",
+        fontsize="small",
+        frameon=False,
+    )
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save(fig, path)
+
+
+def _legend(fig, curves, colors, uses, notes, window):
+    """One entry per run label (in its colour and style), then the reference lines
+    and markers that were drawn."""
+    handles, labels, seen = [], [], set()
+    for curve in curves:
+        if curve.label in seen:
+            continue
+        seen.add(curve.label)
+        handles.append(
+            handle(
+                color=colors[curve.label],
+                linestyle=curve.linestyle,
+                linewidth=SMOOTH_WIDTH,
+            )
+        )
+        labels.append(legend_label(curve))
+    more_handles, more_labels = style_entries(uses, window)
+    add_legend(fig, handles + more_handles, labels + more_labels, notes)
+
+
+__all__ = [
+    "Curve",
+    "moving_average",
+    "plain_number",
+    "plot_batch_size_grid",
+    "plot_cap_sweep",
+    "plot_four_panels",
+    "plot_panels",
+    "plot_phase_portrait",
+    "plot_polyak_zoom",
+    "running_mean",
+    "running_median",
+]
