@@ -231,8 +231,9 @@ def plot_polyak_zoom(
     loss; its sharpness; its step size on the same axes as the edge of stability
     `2 / sharpness`, so that the step size is seen to oscillate around the edge;
     and step size x sharpness with the line at 2. Nothing is averaged. Measure the
-    sharpness at every step of the window (`eqtuners.train(..., sharpness_zoom=(0,
-    stop))`); steps without a measurement have no point on the measured curves.
+    sharpness at every step of the window (`eqtuners.train(...,
+    measure=Measurements(zoom=(0, stop)))`); steps without a measurement have no
+    point on the measured curves.
 
     **Arguments:**
 

@@ -128,7 +128,7 @@ def optax_and_train_histories(tuner, num_steps):
     model = small_mlp()
     x, y = small_data(64)
     result = et.train(
-        model, tuner, (x, y), num_steps, key=jax.random.key(0), sharpness_every=None
+        model, tuner, (x, y), num_steps, key=jax.random.key(0), measure=None
     )
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
