@@ -24,6 +24,15 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def main(session: nox.Session) -> None:
-    """The main job: GD, Armijo and Polyak on digits (arguments go to the job)."""
+    """The main job: the paper's deterministic suite on the embedded digits
+    (`python -m benchmarks.paper deterministic --scale cpu --dataset digits`;
+    arguments go to it, e.g. `nox -s main -- --steps 500`)."""
     session.install("-e", ".[plot]")
     session.run("python", "-m", "benchmarks.compare_tuners", *session.posargs)
+
+
+@nox.session(default=False)
+def paper(session: nox.Session) -> None:
+    """One suite of the paper (`nox -s paper -- stochastic --scale cpu`)."""
+    session.install("-e", ".[plot,tfds]")
+    session.run("python", "-m", "benchmarks.paper", *session.posargs)

@@ -23,6 +23,7 @@ from ._models import (
     num_parameters as num_parameters,
 )
 from ._objective import (
+    accuracy as accuracy,
     data_loss as data_loss,
     objective as objective,
     squared_loss as squared_loss,
@@ -45,6 +46,7 @@ from ._train import (
     History as History,
     TrainResult as TrainResult,
     TrainState as TrainState,
+    init_state as init_state,
     train as train,
 )
 from ._tuners import (

@@ -89,3 +89,32 @@ def objective(
         "weight_decay", weight_decay, lower=0.0, lower_open=False
     )
     return data_loss(model, x, y, chunk_size) + weight_decay * weight_penalty(model)
+
+
+def accuracy(
+    model,
+    x: Float[Array, "n ..."],
+    y: Int[Array, " labels"],
+    chunk_size: int | None = None,
+) -> Scalar:
+    """The fraction of examples whose largest logit is their label's, in [0, 1].
+
+    **Arguments:**
+
+    - `model`, `x`, `y`, `chunk_size`: as for `data_loss` (the test split of a
+      `Dataset`, say).
+    """
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"`x` and `y` must hold the same number of examples, got {x.shape[0]} "
+            f"and {y.shape[0]}."
+        )
+    checked_int("chunk_size", chunk_size, allow_none=True)
+
+    def correct(example):
+        xi, yi = example
+        return (jnp.argmax(model(xi)) == yi).astype(jnp.float32)
+
+    if chunk_size is None or chunk_size >= x.shape[0]:
+        return jnp.mean(jax.vmap(correct)((x, y)))
+    return jnp.mean(jax.lax.map(correct, (x, y), batch_size=chunk_size))

@@ -32,6 +32,7 @@ one, and a warning names what was not finite.
 import dataclasses
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -527,6 +528,92 @@ def _postfix(rows) -> dict[str, str]:
     return {k: v for k, v in postfix.items() if v is not None}
 
 
+class _Setup(NamedTuple):
+    """A configuration, checked: what `train` and `init_state` share."""
+
+    data: tuple[Array, Array, Array, Array]  # (x, y, measurement x, measurement y)
+    runs: int | None
+    settings: _Settings
+    params: PyTree[Array]
+    static: PyTree
+    tuner: AbstractTuner
+    estimator: AbstractSharpnessEstimator | None
+    key: Array
+    model_axis: int | None
+
+    def initial_state(self) -> TrainState:
+        return _initial_state(
+            self.settings,
+            self.params,
+            self.tuner,
+            self.estimator,
+            self.key,
+            self.data[0].shape[0],
+            self.runs,
+            self.model_axis,
+        )
+
+
+def _setup(model, tuner, data, key, batch_size, measure, chunk_size, steps_per_call):
+    """Checks a configuration (raising errors that name the argument) and splits it
+    into what the compiled loop takes."""
+    x, y = _training_arrays(data)
+    key = checked_key("key", key, batched=True)
+    runs = _num_runs(model, tuner, key)
+    member_tuner = tuner[0] if isinstance(tuner, Stack) else tuner
+    if not isinstance(member_tuner, AbstractTuner):
+        raise TypeError(f"`tuner` must be an AbstractTuner, got {type(tuner)}.")
+    member_model = model[0] if isinstance(model, Stack) else model
+    _check_data_and_model(member_model, data, x, y)
+    checked_int("batch_size", batch_size, upper=x.shape[0], allow_none=True)
+    checked_int("chunk_size", chunk_size, allow_none=True)
+    if measure is not None and not isinstance(measure, Measurements):
+        raise TypeError(
+            f"`measure` must be a Measurements or None, got {type(measure)}."
+        )
+    sharp_x, sharp_y = (x, y) if measure is None else measurement_set(measure, x, y)
+    settings = _Settings(
+        batch_size=batch_size,
+        measure=measure is not None,
+        directional=measure is not None and measure.directional_curvature,
+        chunk_size=chunk_size,
+        steps_per_call=steps_per_call,
+        tuner_axis=0 if isinstance(tuner, Stack) else None,
+        stacked=runs is not None,
+    )
+    params, static = eqx.partition(
+        model.tree if isinstance(model, Stack) else model, eqx.is_inexact_array
+    )
+    return _Setup(
+        data=(x, y, sharp_x, sharp_y),
+        runs=runs,
+        settings=settings,
+        params=params,
+        static=static,
+        tuner=tuner.tree if isinstance(tuner, Stack) else tuner,
+        estimator=None if measure is None else measure.sharpness,
+        key=key,
+        model_axis=0 if isinstance(model, Stack) else None,
+    )
+
+
+def init_state(
+    model: eqx.Module | Stack,
+    tuner: AbstractTuner | Stack,
+    data: Dataset | tuple[ArrayLike, ArrayLike],
+    *,
+    key,
+    batch_size: int | None = None,
+    measure: Measurements | None = Measurements(),
+) -> TrainState:
+    """The `TrainState` that `train` starts from with these arguments (see
+    `train`): for instance the structure to read a checkpoint into.
+
+    **Raises:** as `train`.
+    """
+    return _setup(model, tuner, data, key, batch_size, measure, None, 1).initial_state()
+
+
 def train(
     model: eqx.Module | Stack,
     tuner: AbstractTuner | Stack,
@@ -592,62 +679,26 @@ def train(
     data and model, or stacks of different sizes; `TypeError` for a tuner that is
     not an `AbstractTuner`.
     """
-    x, y = _training_arrays(data)
-    key = checked_key("key", key, batched=True)
-    runs = _num_runs(model, tuner, key)
-    member_tuner = tuner[0] if isinstance(tuner, Stack) else tuner
-    if not isinstance(member_tuner, AbstractTuner):
-        raise TypeError(f"`tuner` must be an AbstractTuner, got {type(tuner)}.")
-    member_model = model[0] if isinstance(model, Stack) else model
-    _check_data_and_model(member_model, data, x, y)
-    num_examples = x.shape[0]
     checked_int("num_steps", num_steps)
-    checked_int("batch_size", batch_size, upper=num_examples, allow_none=True)
-    checked_int("chunk_size", chunk_size, allow_none=True)
     checked_int("steps_per_call", steps_per_call)
     weight_decay = checked_float(
         "weight_decay", weight_decay, lower=0.0, lower_open=False
     )
-    if measure is not None and not isinstance(measure, Measurements):
-        raise TypeError(
-            f"`measure` must be a Measurements or None, got {type(measure)}."
-        )
-    estimator: AbstractSharpnessEstimator | None = (
-        None if measure is None else measure.sharpness
+    setup = _setup(
+        model, tuner, data, key, batch_size, measure, chunk_size, steps_per_call
     )
-    sharp_x, sharp_y = (x, y) if measure is None else measurement_set(measure, x, y)
-
-    settings = _Settings(
-        batch_size=batch_size,
-        measure=measure is not None,
-        directional=measure is not None and measure.directional_curvature,
-        chunk_size=chunk_size,
-        steps_per_call=steps_per_call,
-        tuner_axis=0 if isinstance(tuner, Stack) else None,
-        stacked=runs is not None,
-    )
-    model_tree = model.tree if isinstance(model, Stack) else model
-    tuner_tree = tuner.tree if isinstance(tuner, Stack) else tuner
-    params, static = eqx.partition(model_tree, eqx.is_inexact_array)
-
-    def fresh():
-        return _initial_state(
-            settings,
-            params,
-            tuner_tree,
-            estimator,
-            key,
-            num_examples,
-            runs,
-            model_axis=0 if isinstance(model, Stack) else None,
-        )
-
+    settings, runs, estimator = setup.settings, setup.runs, setup.estimator
+    static, tuner_tree = setup.static, setup.tuner
     if resume is None:
-        state = fresh()
+        state = setup.initial_state()
     else:
-        state = _checked_resume(resume, jax.eval_shape(fresh))
+        state = _checked_resume(resume, jax.eval_shape(setup.initial_state))
+        if int(state.step) >= num_steps:
+            raise ValueError(
+                f"`resume` is at step {int(state.step)}, and the run has "
+                f"{num_steps} steps: there is nothing left to run."
+            )
     hyper = (weight_decay, *schedule_arrays(measure), jnp.asarray(num_steps))
-    data_arrays = (x, y, sharp_x, sharp_y)
 
     first = int(state.step)
     chunks = []
@@ -656,7 +707,7 @@ def train(
     with _progress_bar(num_steps, first, progress, runs) as bar:
         while first < num_steps:
             state, rows = _run_call(
-                settings, static, tuner_tree, estimator, data_arrays, hyper, state
+                settings, static, tuner_tree, estimator, setup.data, hyper, state
             )
             count = min(steps_per_call, num_steps - first)
             rows = {k: np.asarray(rows[k])[:count] for k in _column_order(rows)}

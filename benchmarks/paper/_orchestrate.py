@@ -1,0 +1,181 @@
+"""A whole suite: load the data, sweep, run (skipping and resuming), then draw the
+figures and write the report.
+
+```
+OUT/sweeps/<sweep>.json                       shared by the suites
+OUT/SUITE/runs/<run>/...                      see `_rundir`
+OUT/SUITE/figures/*.png
+OUT/SUITE/report.md, report.json
+```
+"""
+
+import time
+from pathlib import Path
+
+import jax
+
+import eqtuners as et
+
+from ._report import write_report
+from ._rundir import RunDirectory
+from ._runner import DataCache, chunk_size_of, group_runs, run_group, run_sweep
+from ._suite import RunResult, WorkloadResult
+
+
+class UserError(Exception):
+    """A mistake in the command line or a missing dataset: one line, exit 2."""
+
+
+def prepare(suite, workloads, data: DataCache):
+    """Loads every dataset and checks every batch size before any work, so that a
+    mistake stops the suite at once. Returns the datasets by workload."""
+    loaded = []
+    for w in workloads:
+        try:
+            dataset = data(w.data)
+            sweep = w.sweep() if suite.needs_sweep else None
+            if sweep is not None:
+                data(sweep.data)
+        except et.DatasetNotFoundError as error:
+            raise UserError(" ".join(str(error).split())) from None
+        except ValueError as error:
+            raise UserError(f"{w.label}: {error}") from None
+        n = dataset.train_x.shape[0]
+        for b in w.batch_sizes:
+            if b is not None and b > n:
+                raise UserError(
+                    f"batch size {b} is larger than the {n} training examples of "
+                    f"{w.data.slug()}; choose smaller --batch-sizes."
+                )
+        if w.examples is not None and w.examples > n:
+            raise UserError(
+                f"--examples {w.examples} is larger than the {n} training examples "
+                f"of {w.data.slug()}."
+            )
+        loaded.append(dataset)
+    return loaded
+
+
+def plan_runs(suite, workload, dataset, out: Path, data: DataCache, progress):
+    """The workload's run configurations (sweeping first if needed) and the sweep."""
+    stepsizes, sweep = workload.stepsizes, None
+    if suite.needs_sweep and stepsizes is None:
+        sweep_config = workload.sweep()
+        sweep = run_sweep(sweep_config, data(sweep_config.data), out, progress)
+        stepsizes = sweep["chosen"]
+    configs = suite.plan(workload, stepsizes, dataset.train_x.shape[0])
+    return configs, sweep
+
+
+def read_results(suite_dir: Path, workload, configs, sweep) -> WorkloadResult:
+    runs = []
+    for c in configs:
+        directory = RunDirectory(suite_dir / "runs" / c.name, c.to_json())
+        runs.append(RunResult(c, directory.history(), directory.meta))
+    return WorkloadResult(workload, runs, sweep)
+
+
+def run_suite(suite, scale, workloads, out: Path, data: DataCache, progress=True):
+    """Runs the suite's workloads (see the module docstring) and returns the report
+    as Markdown."""
+    datasets = prepare(suite, workloads, data)
+    suite_dir = out / suite.name
+    results = []
+    start = time.perf_counter()
+    for workload, dataset in zip(workloads, datasets):
+        print(f"{suite.name}: {workload.label}")
+        configs, sweep = plan_runs(suite, workload, dataset, out, data, progress)
+        for group in group_runs(configs):
+            names = ", ".join(c.tuner.label for c in group)
+            batch = group[0].batch_size
+            print(
+                f"  {'full batch' if batch is None else f'batch {batch}'}, "
+                f"{group[0].steps} steps: {names}",
+                flush=True,
+            )
+            statuses = run_group(group, dataset, suite_dir, progress)
+            print(f"    {', '.join(statuses)}")
+        results.append(read_results(suite_dir, workload, configs, sweep))
+    figures = suite.figures(results, suite_dir / "figures")
+    claims = suite.claims(results)
+    report = write_report(suite, scale, claims, figures, suite_dir)
+    print(f"\n{report}\nWrote {suite_dir}/ in {time.perf_counter() - start:.0f} s.")
+    return report
+
+
+def estimate_seconds(suite, workloads, data: DataCache, out: Path) -> list[tuple]:
+    """A measured estimate of each workload's time: a few steps of each tuner (after
+    compiling) and one measurement, scaled to the plan. Rough: Armijo's cost grows
+    as the sharpness rises."""
+    rows = []
+    for w in workloads:
+        dataset = data(w.data)
+        stepsizes = w.stepsizes or (0.5, 0.25)
+        configs = suite.plan(w, stepsizes, dataset.train_x.shape[0])
+        total = 0.0
+        for group in group_runs(configs):
+            c = group[0]
+            total += len(group) * _seconds_per_run(c, dataset)
+        if suite.needs_sweep and w.stepsizes is None:
+            sweep = w.sweep()
+            config = suite.plan(w, stepsizes, dataset.train_x.shape[0])[0]
+            per_step = _seconds_per_step(config, data(sweep.data), et.Constant(0.1))
+            total += len(sweep.grid) * sweep.steps * per_step
+        rows.append((w, len(configs), total))
+    return rows
+
+
+def _seconds_per_step(config, dataset, tuner, steps=4) -> float:
+    model = et.make_model(
+        config.model,
+        dataset.input_shape,
+        dataset.num_classes,
+        key=jax.random.key(0),
+        width=config.width,
+    )
+    options = dict(
+        key=jax.random.key(0),
+        batch_size=config.batch_size,
+        measure=None,
+        chunk_size=chunk_size_of(config.model, config.chunk_size),
+        steps_per_call=steps,
+        progress=False,
+    )
+    et.train(model, tuner, dataset, steps, **options)  # compiles
+    start = time.perf_counter()
+    et.train(model, tuner, dataset, steps, **options)
+    return (time.perf_counter() - start) / steps
+
+
+def _seconds_per_run(config, dataset) -> float:
+    step = _seconds_per_step(config, dataset, config.tuner.build())
+    measurements = config.steps // max(config.every or config.steps, 1) + 1
+    if config.zoom is not None:
+        measurements += config.zoom[1] - config.zoom[0]
+    measure = _seconds_per_measurement(config, dataset)
+    return config.steps * step + measurements * measure
+
+
+def _seconds_per_measurement(config, dataset) -> float:
+    model = et.make_model(
+        config.model,
+        dataset.input_shape,
+        dataset.num_classes,
+        key=jax.random.key(0),
+        width=config.width,
+    )
+    run = dict(
+        key=jax.random.key(0),
+        batch_size=config.batch_size,
+        chunk_size=chunk_size_of(config.model, config.chunk_size),
+        steps_per_call=1,
+        progress=False,
+    )
+    tuner = et.Constant(1e-3)
+    timings = []
+    for measure in (None, config.measurements()):
+        et.train(model, tuner, dataset, 1, measure=measure, **run)  # compiles
+        start = time.perf_counter()
+        et.train(model, tuner, dataset, 1, measure=measure, **run)
+        timings.append(time.perf_counter() - start)
+    return max(timings[1] - timings[0], 0.0)

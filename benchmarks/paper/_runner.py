@@ -1,0 +1,277 @@
+"""Turns run configurations into `eqtuners.train` calls and their rows into files.
+
+Runs that differ only by the tuner's value and the seed go through one compiled,
+vmapped `train` call (a `Stack` of tuners and of models, a batch of keys); their
+rows are split back into one directory per run. Completed runs are skipped; an
+interrupted run resumes from its checkpoint. The step-size sweep is one stacked
+call as well, and its outcome is kept in `sweeps/` for every suite to reuse.
+"""
+
+import dataclasses
+import json
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+
+import eqtuners as et
+
+from ._config import RunConfig, SweepConfig
+from ._rundir import COMPLETED, INTERRUPTED, RunDirectory, write_json
+
+
+class DataCache:
+    """Datasets loaded once per `DataSpec`, from `data_dir` when given."""
+
+    def __init__(self, data_dir: str | None = None):
+        self.data_dir = data_dir
+        self._loaded = {}
+
+    def __call__(self, spec) -> et.Dataset:
+        if spec not in self._loaded:
+            options = spec.options()
+            if self.data_dir is not None and spec.name in ("cifar10", "fashion_mnist"):
+                options["data_dir"] = self.data_dir
+            self._loaded[spec] = et.load_dataset(spec.name, **options)
+        return self._loaded[spec]
+
+
+def chunk_size_of(model: str, chunk_size: int | None) -> int | None:
+    return et.DEFAULT_CHUNK_SIZES[model] if chunk_size is None else chunk_size
+
+
+def build_model(name, width, data, key):
+    return et.make_model(name, data.input_shape, data.num_classes, key=key, width=width)
+
+
+def run_sweep(config: SweepConfig, data: et.Dataset, out: Path, progress) -> dict:
+    """GD at every step size of the grid (one stacked run), or the outcome already
+    in `out/sweeps/`. Returns the outcomes and the two largest stable steps."""
+    path = out / "sweeps" / f"{config.name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    print(f"Sweep: GD at {len(config.grid)} step sizes, {config.steps} steps each.")
+    model_key, train_key = jax.random.split(jax.random.key(config.seed))
+    model = build_model(config.model, config.width, data, model_key)
+    tuners = et.stack([et.Constant(s) for s in config.grid])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # divergence is expected
+        result = et.train(
+            model,
+            tuners,
+            data,
+            config.steps,
+            key=train_key,
+            measure=None,
+            weight_decay=config.weight_decay,
+            chunk_size=chunk_size_of(config.model, config.chunk_size),
+            progress=progress,
+        )
+    outcomes = []
+    for stepsize, run in zip(config.grid, result.unstack()):
+        loss = run.history["loss"]
+        stable = run.diverged_at is None and loss[-1] < loss[0]
+        outcomes.append(
+            {
+                "stepsize": stepsize,
+                "final_loss": float(loss[-1]),
+                "diverged_at": run.diverged_at,
+                "stable": bool(stable),
+            }
+        )
+        print(
+            f"  step size {stepsize:.4g}: "
+            + (f"final loss {loss[-1]:.4g}" if stable else "diverged or no progress")
+        )
+    stable = sorted(o["stepsize"] for o in outcomes if o["stable"])
+    if len(stable) < 2:
+        raise RuntimeError(
+            f"Fewer than two step sizes of the sweep {config.name} were stable; "
+            "pass two with --stepsizes."
+        )
+    sweep = {
+        "config": dataclasses.asdict(config),
+        "outcomes": outcomes,
+        "chosen": stable[-2:][::-1],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, sweep)
+    return sweep
+
+
+def summarise(history: dict, test_accuracy: float | None) -> dict:
+    """The numbers a run's meta keeps: the last training loss and sharpness (both
+    measured at the last step), the median step size x sharpness over the second
+    half, the test accuracy."""
+    measured = np.isfinite(history["sharpness"])
+    late = measured & (history["step"] >= history["step"][-1] / 2)
+
+    def last(key):
+        values = history[key][np.isfinite(history[key])]
+        return float(values[-1]) if values.size else None
+
+    return {
+        "steps": int(len(history["step"])),
+        "final_train_loss": last("train_loss"),
+        "final_sharpness": last("sharpness"),
+        "median_stepsize_x_sharpness_second_half": (
+            float(np.median(history["stepsize_x_sharpness"][late]))
+            if late.any()
+            else None
+        ),
+        "test_accuracy": test_accuracy,
+    }
+
+
+def _stacked_or_single(items):
+    return items[0] if len(items) == 1 else et.stack(items)
+
+
+def _state_slices(state, runs: int | None):
+    """Per-run states of a (possibly stacked) `TrainState`, each with the shared
+    step counter."""
+    if runs is None:
+        return [state]
+    per_run = dataclasses.replace(state, step=None)
+    return [
+        dataclasses.replace(jax.tree.map(lambda a: a[i], per_run), step=state.step)
+        for i in range(runs)
+    ]
+
+
+def _stack_states(states):
+    if len(states) == 1:
+        return states[0]
+    step = states[0].step
+    per_run = [dataclasses.replace(s, step=None) for s in states]
+    stacked = jax.tree.map(lambda *xs: jax.numpy.stack(xs), *per_run)
+    return dataclasses.replace(stacked, step=step)
+
+
+def _split_rows(rows, runs: int | None):
+    if runs is None:
+        return [rows]
+    return [{k: v[i] for k, v in rows.items()} for i in range(runs)]
+
+
+def _cut_at_stop(rows: dict) -> dict:
+    """A stacked run's rows after it stopped are NaN: drop them."""
+    keep = np.isfinite(rows["loss"]) | np.isfinite(rows["grad_sq_norm"])
+    return {k: v[keep] for k, v in rows.items()}
+
+
+def _members(todo, data):
+    """Each run's model, tuner and training key."""
+    models, tuners, keys = [], [], []
+    for c, _ in todo:
+        model_key, train_key = c.keys()
+        models.append(build_model(c.model, c.width, data, model_key))
+        tuners.append(c.tuner.build())
+        keys.append(train_key)
+    return models, tuners, keys
+
+
+def _resume_state(todo, members, data, config):
+    """The (stacked) state to resume from when every run of the group has a
+    checkpoint at the same step; otherwise `None`, and the runs start over."""
+    states = []
+    for (c, d), model, tuner, key in zip(todo, *members):
+        like = et.init_state(
+            model,
+            tuner,
+            data,
+            key=key,
+            batch_size=c.batch_size,
+            measure=c.measurements(),
+        )
+        states.append(d.load_checkpoint(like))
+    steps = {None if s is None else int(s.step) for s in states}
+    if len(steps) != 1 or None in steps:
+        for _, d in todo:
+            d.discard()
+        return None
+    return _stack_states(states)
+
+
+def run_group(configs: list[RunConfig], data, out: Path, progress) -> list[str]:
+    """Runs `configs` (one group: they differ by tuner value and seed only) as one
+    stacked `train` call, resuming from the runs' checkpoints. Returns the final
+    statuses."""
+    dirs = [RunDirectory(out / "runs" / c.name, c.to_json()) for c in configs]
+    todo = [(c, d) for c, d in zip(configs, dirs) if not d.done]
+    if not todo:
+        return [d.status for d in dirs]
+    config = todo[0][0]
+    chunk_size = chunk_size_of(config.model, config.chunk_size)
+    members = _members(todo, data)
+    models, tuners, keys = members
+    runs = None if len(todo) == 1 else len(todo)
+    resume = _resume_state(todo, members, data, config)
+    for c, d in todo:
+        d.start(
+            {
+                "seed": c.seed,
+                "dataset_source": data.source,
+                "num_examples": int(data.train_x.shape[0]),
+            }
+        )
+
+    def write(rows, state):
+        for (_, d), run_rows, run_state in zip(
+            todo, _split_rows(rows, runs), _state_slices(state, runs)
+        ):
+            run_rows = run_rows if runs is None else _cut_at_stop(run_rows)
+            if len(run_rows["step"]):
+                d.append(run_rows)
+            d.save_checkpoint(run_state)
+
+    start = time.perf_counter()
+    finished = resume is not None and int(resume.step) >= config.steps
+    try:
+        if not finished:
+            result = et.train(
+                _stacked_or_single(models),
+                _stacked_or_single(tuners),
+                data,
+                config.steps,
+                key=keys[0] if runs is None else jax.numpy.stack(keys),
+                batch_size=config.batch_size,
+                measure=config.measurements(),
+                weight_decay=config.weight_decay,
+                chunk_size=chunk_size,
+                steps_per_call=config.steps_per_call,
+                callback=write,
+                resume=resume,
+                progress=progress,
+            )
+    except BaseException:
+        for _, d in todo:
+            d.set_status(INTERRUPTED)
+        raise
+    seconds = time.perf_counter() - start
+    if finished:  # killed after its last rows: only the status was missing
+        final = [(None, s.params) for s in _state_slices(resume, runs)]
+    else:
+        final = [(r.diverged_at, r.state.params) for r in result.unstack()]
+    for (c, d), (diverged, params), model in zip(todo, final, models):
+        trained = eqx.combine(params, eqx.partition(model, eqx.is_inexact_array)[1])
+        accuracy = et.accuracy(trained, data.test_x, data.test_y, chunk_size)
+        d.set_status(
+            COMPLETED if diverged is None else f"diverged at step {diverged}",
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            seconds=round(seconds, 2),
+            summary=summarise(d.history(), float(accuracy)),
+        )
+    return [d.status for d in dirs]
+
+
+def group_runs(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """Configurations grouped by `RunConfig.group_key`, in their order."""
+    groups = defaultdict(list)
+    for c in configs:
+        groups[c.group_key()].append(c)
+    return list(groups.values())
