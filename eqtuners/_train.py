@@ -256,11 +256,7 @@ def _run_step(settings, static, estimator, data, hyper, tuner, run, step):
         )
 
     def skip_measure():
-        nan = jnp.full((), jnp.nan, value.dtype)
-        if not settings.measure:
-            keys = [k for k in _MEASURED_KEYS if k != "stepsize_x_sharpness"]
-            return dict.fromkeys(keys, nan), run.tracker
-        return jax.tree.map(lambda _: nan, jax.eval_shape(measure)[0]), run.tracker
+        return _unmeasured(estimator, value.dtype), run.tracker
 
     if settings.measure:
         scheduled = is_scheduled(step, num_steps, every, start, stop)
@@ -293,6 +289,15 @@ def _run_step(settings, static, estimator, data, hyper, tuner, run, step):
     return new, row
 
 
+def _unmeasured(estimator, dtype) -> dict[str, Array]:
+    """The measured columns of a row not measured: all NaN (the structure that
+    `_measure` returns, without tracing it)."""
+    keys = [k for k in _MEASURED_KEYS if k != "stepsize_x_sharpness"]
+    if estimator is not None:
+        keys += [f"eigenvalue_{i + 2}" for i in range(getattr(estimator, "k", 1) - 1)]
+    return dict.fromkeys(keys, jnp.full((), jnp.nan, dtype))
+
+
 def _empty_row(row_shapes):
     """The row of a step not taken: NaN, or zero for integers and booleans."""
 
@@ -308,17 +313,30 @@ def _empty_row(row_shapes):
 def _run_call(settings, static, tuner, estimator, data, hyper, state):
     num_steps = hyper[-1]
 
+    def taken(tuner, run, step):
+        return _run_step(settings, static, estimator, data, hyper, tuner, run, step)
+
+    if settings.stacked:
+        taken = eqx.filter_vmap(taken, in_axes=(settings.tuner_axis, 0, None))
+    # The rows' structure, from one trace of the step; a run that has stopped and a
+    # step past `num_steps` fill it with NaN.
+    row_shapes = eqx.filter_eval_shape(taken, tuner, _runs_part(state), state.step)[1]
+    run_row_shapes = row_shapes
+    if settings.stacked:
+        run_row_shapes = jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), row_shapes
+        )
+
     def one_run(tuner, run, step):
-        def taken(run):
-            return _run_step(settings, static, estimator, data, hyper, tuner, run, step)
-
-        row_shapes = jax.eval_shape(taken, run)[1]
-
-        def stopped(run):
-            return run, _empty_row(row_shapes)
-
         # A real `cond` for one run; under `vmap` a select between the two.
-        return lax.cond(run.finite, taken, stopped, run)
+        return lax.cond(
+            run.finite,
+            lambda run: _run_step(
+                settings, static, estimator, data, hyper, tuner, run, step
+            ),
+            lambda run: (run, _empty_row(run_row_shapes)),
+            run,
+        )
 
     if settings.stacked:
         one_run = eqx.filter_vmap(one_run, in_axes=(settings.tuner_axis, 0, None))
@@ -326,8 +344,6 @@ def _run_call(settings, static, tuner, estimator, data, hyper, state):
     def active(state):
         run, row = one_run(tuner, _runs_part(state), state.step)
         return dataclasses.replace(run, step=state.step + 1), row
-
-    row_shapes = jax.eval_shape(active, state)[1]
 
     def body(state, _):
         return lax.cond(

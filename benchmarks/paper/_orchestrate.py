@@ -12,9 +12,11 @@ OUT/SUITE/report.md, report.json
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
 
 import eqtuners as et
+from eqtuners._measurements import measurement_set
 
 from ._report import write_report
 from ._rundir import RunDirectory
@@ -157,6 +159,8 @@ def _seconds_per_run(config, dataset) -> float:
 
 
 def _seconds_per_measurement(config, dataset) -> float:
+    """One measurement: the estimator and the curvature along a direction on the
+    measurement set (and the full training loss for a mini-batch run)."""
     model = et.make_model(
         config.model,
         dataset.input_shape,
@@ -164,18 +168,23 @@ def _seconds_per_measurement(config, dataset) -> float:
         key=jax.random.key(0),
         width=config.width,
     )
-    run = dict(
-        key=jax.random.key(0),
-        batch_size=config.batch_size,
-        chunk_size=chunk_size_of(config.model, config.chunk_size),
-        steps_per_call=1,
-        progress=False,
-    )
-    tuner = et.Constant(1e-3)
-    timings = []
-    for measure in (None, config.measurements()):
-        et.train(model, tuner, dataset, 1, measure=measure, **run)  # compiles
-        start = time.perf_counter()
-        et.train(model, tuner, dataset, 1, measure=measure, **run)
-        timings.append(time.perf_counter() - start)
-    return max(timings[1] - timings[0], 0.0)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    measure = config.measurements()
+    x, y = measurement_set(measure, dataset.train_x, dataset.train_y)
+    chunk_size = chunk_size_of(config.model, config.chunk_size)
+
+    def fn(p, x=x, y=y):
+        return et.objective(eqx.combine(p, static), x, y, chunk_size=chunk_size)
+
+    @jax.jit
+    def measure_once(p, key):
+        state = measure.sharpness.init(p)
+        estimate = measure.sharpness.update(fn, p, state, key)[0]
+        curvature = et.sharpness(fn, p, method="directional")[0]
+        train_loss = fn(p, dataset.train_x, dataset.train_y)
+        return estimate, curvature, train_loss
+
+    jax.block_until_ready(measure_once(params, jax.random.key(0)))  # compiles
+    start = time.perf_counter()
+    jax.block_until_ready(measure_once(params, jax.random.key(1)))
+    return time.perf_counter() - start

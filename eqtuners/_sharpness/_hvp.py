@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
 from .._tree import tree_axpy, tree_dot, tree_norm, tree_scale
@@ -28,11 +29,13 @@ def normalise(vector: PyTree[Array]) -> PyTree[Array]:
 
 
 def random_direction(key: PRNGKeyArray, params: PyTree[Array]) -> PyTree[Array]:
-    """A unit vector shaped like `params`, uniformly distributed on the sphere."""
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    noise = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
-    return normalise(jax.tree.unflatten(treedef, noise))
+    """A unit vector shaped like `params`, uniformly distributed on the sphere.
+
+    One draw for the flattened parameters: a draw per leaf compiles one random
+    generator per leaf, which took seconds of XLA compilation for an MLP.
+    """
+    flat, unravel = ravel_pytree(params)
+    return normalise(unravel(jax.random.normal(key, flat.shape, flat.dtype)))
 
 
 def directional_curvature(

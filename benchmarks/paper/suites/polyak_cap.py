@@ -39,7 +39,7 @@ SCALES = {
             "mlp",
             DataSpec("digits", subset=256),
             steps=8,
-            width=0.125,
+            width=0.5,
             every=4,
             steps_per_call=4,
         ),

@@ -54,7 +54,7 @@ SCALES = {
             "mlp",
             DataSpec("digits", subset=256),
             steps=12,
-            width=0.125,
+            width=0.5,
             steps_per_call=4,
         ),
     ),

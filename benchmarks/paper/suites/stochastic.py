@@ -10,7 +10,7 @@ Scales:
 - `paper`: MLP, VGG11 and ResNet34 on all 50,000 CIFAR10 training images.
 - `offline`: the same on the 60,000 Fashion-MNIST images padded to 32x32.
 - `cpu`: the paper's MLP on all 60,000 Fashion-MNIST images (needs its files).
-- `smoke`: a narrow MLP on 512 digits, batches 32 and 128 (the tests).
+- `smoke`: a narrow MLP on 512 digits, batch 64 (the tests).
 
 Every run gets the same number of epochs; the full training loss and the sharpness
 (on a fixed random subset of the training set) are measured about 60 times per run
@@ -78,8 +78,8 @@ SCALES = {
         Workload(
             "mlp",
             DataSpec("digits", subset=512),
-            width=0.125,
-            batch_sizes=(32, 128),
+            width=0.5,
+            batch_sizes=(64,),
             epochs=1,
             every=2,
             examples=64,
