@@ -1,3 +1,5 @@
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -485,3 +487,84 @@ def test_the_progress_bar_shows_on_request_and_stays_off_otherwise(capsys):
     assert "3/3" in capsys.readouterr().err
     run(et.Constant(0.1), num_steps=3, progress=False)
     assert capsys.readouterr().err == ""
+
+
+STACKS = {
+    "constant": [et.Constant(0.05), et.Constant(0.2), et.Constant(1e4)],
+    "armijo": [et.Armijo(), et.Armijo(max_stepsize=0.5), et.Armijo(c=0.3)],
+    "polyak": [et.Polyak(), et.Polyak(max_stepsize=0.3), et.Polyak(max_stepsize=3.0)],
+}
+
+
+@pytest.mark.parametrize(
+    "kind, vmap_runs",
+    [("constant", False), ("armijo", False), ("polyak", False), ("armijo", True)],
+)
+def test_a_stack_of_tuners_gives_the_histories_of_separate_runs(kind, vmap_runs):
+    tuners = STACKS[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # GD at 1e4 diverges
+        stacked = run(et.stack(tuners), batch_size=16, vmap_runs=vmap_runs)
+        separate = [run(t, batch_size=16) for t in tuners]
+    assert stacked.history["loss"].shape == (3, 12)
+    for one, alone in zip(stacked.unstack(), separate):
+        assert one.diverged_at == alone.diverged_at
+        for k, v in alone.history.items():
+            # The same numbers; under vmap, up to float rounding.
+            rtol = 1e-4 if vmap_runs else 0
+            np.testing.assert_allclose(one.history[k], v, rtol=rtol, err_msg=k)
+    if kind == "constant":  # GD at 1e4 stopped; its later rows are NaN
+        assert stacked.diverged_at[2] is not None
+        assert np.all(
+            np.isnan(stacked.history["loss"][2, stacked.diverged_at[2] + 1 :])
+        )
+
+
+def test_stacked_models_and_keys_and_one_compile():
+    models = et.stack([small_mlp(key=k) for k in range(3)])
+    keys = jax.random.split(jax.random.key(4), 3)
+    before = traces()
+    result = et.train(
+        models, et.Polyak(), small_data(64), 12, key=keys, batch_size=16, **SETTINGS
+    )
+    again = et.train(
+        models,
+        et.Polyak(max_stepsize=2.0),
+        small_data(64),
+        7,
+        key=jax.random.split(jax.random.key(5), 3),
+        batch_size=16,
+        **SETTINGS,
+    )
+    assert traces() == before + 1  # the stacked configuration compiled once
+    assert again.history["loss"].shape == (3, 7)
+    for i, one in enumerate(result.unstack()):
+        alone = et.train(
+            small_mlp(key=i),
+            et.Polyak(),
+            small_data(64),
+            12,
+            key=keys[i],
+            batch_size=16,
+            **SETTINGS,
+        )
+        np.testing.assert_array_equal(one.history["loss"], alone.history["loss"])
+
+
+def test_stacks_of_different_sizes_are_refused():
+    with pytest.raises(ValueError, match="as many runs each"):
+        et.train(
+            et.stack([small_mlp(key=k) for k in range(2)]),
+            et.stack([et.Constant(0.1)] * 3),
+            small_data(64),
+            3,
+            key=jax.random.key(0),
+        )
+    with pytest.raises(ValueError, match="as many runs each"):
+        et.train(
+            small_mlp(),
+            et.stack([et.Constant(0.1)] * 2),
+            small_data(64),
+            3,
+            key=jax.random.split(jax.random.key(0), 3),
+        )
