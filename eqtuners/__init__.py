@@ -35,6 +35,7 @@ from ._sharpness import (
     hessian_vector_product as hessian_vector_product,
     sharpness as sharpness,
 )
+from ._stack import Stack as Stack, stack as stack
 from ._train import History as History, TrainResult as TrainResult, train as train
 from ._tuners import (
     AbstractTuner as AbstractTuner,
