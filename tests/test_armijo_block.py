@@ -168,3 +168,24 @@ def test_block_search_equals_sequential_search_on_an_mlp(
         y,
     )
     assert_same_search(sequential, block, block_size)
+
+
+def test_training_with_the_block_search_follows_the_sequential_search():
+    data = small_data(64)
+    histories = [
+        et.train(
+            small_mlp(0),
+            et.Armijo(max_stepsize=8.0, block_size=k),
+            data,
+            12,
+            key=jax.random.key(0),
+            sharpness_every=None,
+        ).history
+        for k in (1, 4)
+    ]
+    sequential, block = histories
+    assert set(sequential) == set(block)
+    for key in ("loss", "stepsize", "num_evals", "failed", "stalled"):
+        np.testing.assert_array_equal(sequential[key], block[key], err_msg=key)
+    assert np.all(sequential["num_evals"] > 1)  # the searches did backtrack
+    np.testing.assert_array_equal(block["num_rounds"], -(-sequential["num_evals"] // 4))

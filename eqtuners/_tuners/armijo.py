@@ -161,15 +161,18 @@ class Armijo(AbstractTuner):
                 ~accepted & ~stalled & (start <= self.max_backtracks)
             ) & jnp.isfinite(value)
 
-        def next_round(carry):
+        def next_trial(carry):  # the sequential search: one grid point per round
+            k, num_rounds, _, _, _, _ = carry
+            stepsize = trial_stepsize(k)
+            accepted, stalled = trial(stepsize)
+            return k + 1, num_rounds + 1, k + 1, accepted, stalled, stepsize
+
+        def next_block(carry):
             start, num_rounds, _, _, _, _ = carry
             # One scalar formula per grid point, as in the sequential search, so the
             # block's steps are those of the sequential search bit for bit.
             stepsizes = jnp.stack([trial_stepsize(start + j) for j in range(block)])
-            if block == 1:
-                accepted, stalled = jax.tree.map(lambda a: a[None], trial(stepsizes[0]))
-            else:
-                accepted, stalled = jax.vmap(trial)(stepsizes)
+            accepted, stalled = jax.vmap(trial)(stepsizes)
             stops = (start + jnp.arange(block) <= self.max_backtracks) & (
                 accepted | stalled
             )
@@ -192,7 +195,7 @@ class Armijo(AbstractTuner):
         zero = jnp.zeros((), jnp.int32)
         _, num_rounds, num_evals, accepted, stalled, chosen = lax.while_loop(
             keep_searching,
-            next_round,
+            next_trial if block == 1 else next_block,
             (zero, zero, zero, jnp.array(False), jnp.array(False), initial),
         )
         stepsize = jnp.where(accepted, chosen, 0).astype(dtype)
