@@ -14,17 +14,21 @@ two trajectories of the loss:
 - `Polyak()` against `optax.polyak_sgd(max_learning_rate=1, f_min=0)`.
 
 Each timing is the median of `--repeats` runs of `--steps` steps after a compiling
-run, the runs compared taking turns (all Armijo variants and optax in one rotation).
-It writes `OUT/tuner_speed.json` and prints per-step times, the ratio ours / optax
-(below 1: ours is faster), and for how many steps the losses agree to a relative
-1e-6: the runs are the same algorithm, but near the edge of stability float rounding
-differences grow, chaotically for Polyak. For the line searches it also prints the
-objective evaluations per step (ours: `info["num_evals"]`; optax:
-`num_linesearch_steps`), our rounds per step (`info["num_rounds"]`), and what one
-trial evaluation and one value-and-gradient cost inside a compiled loop, which is
-what bounds the time of a step: about `value_and_grad + evals * trial` when the
-evaluations are compute-bound (CPU), `value_and_grad + rounds * trial` when they are
-latency-bound (small models on an accelerator).
+run, the runs compared taking turns (all Armijo variants and optax in one rotation,
+each round starting one run later). It writes `OUT/tuner_speed.json` (with the time
+of every round) and prints per-step times, the ratio ours / optax (the median over
+rounds of the ratio within a round; below 1: ours is faster), and for how many steps
+the losses agree to a relative 1e-6: the runs are the same algorithm, but near the
+edge of stability float rounding differences grow, chaotically for Polyak.
+
+For the line searches it also prints the objective evaluations per step (ours:
+`info["num_evals"]`; optax: `num_linesearch_steps`), our rounds per step
+(`info["num_rounds"]`), and what one trial evaluation and one value-and-gradient
+cost inside a compiled loop, which bound the time of a step: about
+`value_and_grad + evals * trial` where evaluations are compute-bound (CPU), and
+`value_and_grad + rounds * trial` where they are latency-bound (small models on an
+accelerator). On a CPU a block round costs about `k` trials, so the block search is
+slower there; it is meant for accelerators.
 
 Measured on 2 CPU cores (300 steps, 5 rounds): ours / optax 1.01 for Constant,
 1.00 for Armijo, 1.01 for Polyak; the losses agree for all 300, the first 94 and the
@@ -116,8 +120,8 @@ def trial_and_gradient_ms(model, x, y, repeats, calls=50):
         value, grad = jax.value_and_grad(fn)(p)
         return value + sum(jnp.sum(g) for g in jax.tree.leaves(grad))
 
-    seconds, _ = timed_side_by_side([looped(fn), looped(value_and_grad)], repeats)
-    return [1e3 * t / calls for t in seconds]
+    times, _ = timed_side_by_side([looped(fn), looped(value_and_grad)], repeats)
+    return [1e3 * float(np.median(t)) / calls for t in times]
 
 
 def agreeing_steps(a, b, rtol):
@@ -127,16 +131,24 @@ def agreeing_steps(a, b, rtol):
 
 
 def timed_side_by_side(functions, repeats):
-    """Compiles each function, then times them in turn, `repeats` rounds; returns
-    the median seconds and the output of each."""
+    """Compiles each function, then times them in turn, `repeats` rounds, each round
+    starting one function later so that none always runs right after another;
+    returns the seconds of each function in each round (`[function][round]`) and
+    the output of each."""
     outputs = [jax.block_until_ready(f()) for f in functions]
     times = [[] for _ in functions]
-    for _ in range(repeats):
-        for f, spent in zip(functions, times):
+    for round_ in range(repeats):
+        for i in np.roll(np.arange(len(functions)), -round_):
             start = time.perf_counter()
-            jax.block_until_ready(f())
-            spent.append(time.perf_counter() - start)
-    return [float(np.median(t)) for t in times], outputs
+            jax.block_until_ready(functions[i]())
+            times[i].append(time.perf_counter() - start)
+    return times, outputs
+
+
+def paired_ratio(times, reference):
+    """The median over rounds of `times / reference` (same-round pairs, so a load
+    that changes between rounds cancels)."""
+    return float(np.median(np.asarray(times) / np.asarray(reference)))
 
 
 def main(argv=None) -> dict:
@@ -171,19 +183,24 @@ def main(argv=None) -> dict:
         if name == "armijo":  # the block searches take turns with the same peers
             tuners |= {f"armijo_block{k}": et.Armijo(block_size=k) for k in args.blocks}
         run, params = optax_losses(optimizer, model, args.steps)
-        seconds, outputs = timed_side_by_side(
+        times, outputs = timed_side_by_side(
             [ours(t) for t in tuners.values()] + [lambda: run(params, x, y)],
             args.repeats,
         )
         peer, peer_evals = map(np.asarray, outputs[-1])
-        for (ours_name, t), ours_seconds, history in zip(
-            tuners.items(), seconds, outputs
-        ):
+        peer_times = times[-1]
+        for (ours_name, t), ours_times, history in zip(tuners.items(), times, outputs):
             loss = history["loss"]
             results[ours_name] = {
-                "ours_ms_per_step": 1e3 * ours_seconds / args.steps,
-                "optax_ms_per_step": 1e3 * seconds[-1] / args.steps,
-                "ratio_ours_over_optax": ours_seconds / seconds[-1],
+                "ours_ms_per_step": 1e3 * float(np.median(ours_times)) / args.steps,
+                "optax_ms_per_step": 1e3 * float(np.median(peer_times)) / args.steps,
+                "ratio_ours_over_optax": paired_ratio(ours_times, peer_times),
+                "ours_ms_per_step_each_round": [
+                    1e3 * v / args.steps for v in ours_times
+                ],
+                "optax_ms_per_step_each_round": [
+                    1e3 * v / args.steps for v in peer_times
+                ],
                 "steps_agreeing_to_1e-6": agreeing_steps(loss, peer, 1e-6),
                 "final_loss_ours": float(loss[-1]),
                 "final_loss_optax": float(peer[-1]),
