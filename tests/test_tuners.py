@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 import eqtuners as et
 
@@ -409,3 +409,34 @@ def test_armijo_stalls_along_an_ascent_direction_at_the_paper_defaults(
     assert first <= 100
     assert stepsize == 0 and info["failed"] and info["stalled"]
     assert int(info["num_evals"]) == first + 1
+
+
+@given(
+    dtype=st.sampled_from(["float16", "bfloat16", "float32", "float64"]),
+    seed=st.integers(0, 2**16),
+    w_exponent=st.integers(-45, 30),
+    g_exponent=st.integers(-45, 30),
+    margin=st.floats(2.0, 64.0),
+)
+def test_the_step_above_which_a_trial_surely_moves_is_a_true_bound(
+    dtype, seed, w_exponent, g_exponent, margin
+):
+    from eqtuners._tuners.armijo import moves_above
+
+    rng = np.random.default_rng(seed)
+    with jax.enable_x64(True):
+        # Entries spanning decades, with zeros, of the dtype's range or beyond.
+        w = rng.normal(size=(2, 7)) * 10.0 ** rng.uniform(w_exponent - 5, w_exponent, 1)
+        w[0, :2] = 0.0
+        g = rng.normal(size=(2, 7)) * 10.0 ** rng.uniform(g_exponent - 5, g_exponent, 1)
+        g[1, :3] = 0.0
+        largest = float(jnp.finfo(dtype).max) / 2  # finite entries only
+        w, g = np.clip(w, -largest, largest), np.clip(g, -largest, largest)
+        params = {"a": jnp.asarray(w[0], dtype), "b": jnp.asarray(w[1], dtype)}
+        grad = {"a": jnp.asarray(g[0], dtype), "b": jnp.asarray(g[1], dtype)}
+        bound = float(moves_above(params, grad))
+        assume(np.isfinite(bound))  # else nothing is certified: the search compares
+        stepsize = jnp.asarray(bound * margin, jnp.result_type(dtype))
+        assume(stepsize > 2 * bound)  # else the step rounds below the certified range
+        moved = [jnp.any(-stepsize * grad[k] + params[k] != params[k]) for k in params]
+    assert any(moved)

@@ -15,6 +15,31 @@ def _tree_any(tree) -> Array:
     return jnp.any(jnp.stack(leaves)) if leaves else jnp.asarray(False)
 
 
+def moves_above(params, grad) -> Array:
+    """A step size `b` such that every `s > 2 b` moves `w - s * grad` away from `w`
+    (some entry changes), whatever the rounding; `inf` if none is known.
+
+    An entry `w_i - d` rounds to `w_i` only if `|d| <= ulp(w_i) / 2`, and `ulp(w_i)
+    <= eps * max(|w_i|, tiny)` (`eps`, `tiny`: the leaf dtype's machine epsilon and
+    smallest normal number). So `s |g_i| > 2 eps max(|w_i|, tiny)` moves entry `i`,
+    with a factor 2 to spare for the rounding of `s * g_i` and of this bound, and
+    `b = min_i eps max(|w_i|, tiny) / |g_i|` over the entries where that is
+    positive (a bound that underflows to 0 certifies nothing). It lets the search
+    skip the exact comparison `w - s g != w`, one pass over the parameters per
+    trial, on all but the smallest trial steps.
+    """
+    bounds = []
+    for w, g in zip(jax.tree.leaves(params), jax.tree.leaves(grad)):
+        info = jnp.finfo(w.dtype)
+        wide = jnp.promote_types(w.dtype, jnp.float32)
+        w, g = jnp.abs(w).astype(wide), jnp.abs(g).astype(wide)
+        bound = info.eps.astype(wide) * jnp.maximum(w, info.tiny.astype(wide)) / g
+        bounds.append(jnp.min(jnp.where(bound > 0, bound, jnp.inf)))
+    if not bounds:
+        return jnp.asarray(jnp.inf)
+    return jnp.min(jnp.stack([b.astype(jnp.result_type(*bounds)) for b in bounds]))
+
+
 class Armijo(AbstractTuner):
     """Backtracking line search on the Armijo (sufficient decrease) condition.
 
@@ -140,6 +165,7 @@ class Armijo(AbstractTuner):
         initial = jnp.asarray(initial, dtype)
         slope = self.c * tree_dot(grad, grad)
         zero_grad = ~_tree_any(jax.tree.map(lambda g: g != 0, grad))
+        surely_moves = moves_above(params, grad)
         block = self.block_size
 
         def trial_stepsize(k):
@@ -148,7 +174,12 @@ class Armijo(AbstractTuner):
         def trial(stepsize):
             """Whether the trial step is accepted, and whether it stalls."""
             candidate = tree_axpy(-stepsize, grad, params)
-            moved = _tree_any(jax.tree.map(jnp.not_equal, candidate, params))
+            moved = lax.cond(
+                stepsize > 2 * surely_moves,
+                lambda _: jnp.asarray(True),
+                lambda c: _tree_any(jax.tree.map(jnp.not_equal, c, params)),
+                candidate,
+            )
             trial_value = fn(candidate)
             passes = jnp.isfinite(trial_value) & (
                 trial_value <= value - stepsize * slope
