@@ -19,6 +19,7 @@ def checked_float(
     upper: float | None = None,
     lower_open: bool = True,
     upper_open: bool = True,
+    scalar: bool = False,
 ) -> Array:
     """Returns `value` as a JAX array after checking it lies in the given interval.
 
@@ -28,13 +29,24 @@ def checked_float(
     - `value`: a number or an array of numbers.
     - `lower`, `upper`: the bounds; `None` for no bound.
     - `lower_open`, `upper_open`: whether each bound is excluded.
+    - `scalar`: whether only a single number is accepted (hyperparameters of tuners:
+      a sweep over values is a stack of tuners, not a tuner holding an array). The
+      shape is known at trace time, so this is checked on tracers too.
 
     **Returns:** the value as a floating-point JAX array; a single number is weakly
     typed, so it adopts the precision of whatever it multiplies.
 
     **Raises:** `ValueError` naming the argument when a concrete value is not finite
-    or lies outside the interval.
+    or lies outside the interval, or, with `scalar=True`, when any value is not a
+    single number.
     """
+    if scalar and np.ndim(value) != 0:
+        raise ValueError(
+            f"`{name}` must be a single number, got an array of shape "
+            f"{np.shape(value)}. Hyperparameters are scalars: for several values, "
+            "build one object per value and combine them with "
+            "`eqtuners.stack([...])`."
+        )
     if isinstance(value, jax.core.Tracer):
         return value
     array = np.asarray(value)

@@ -227,3 +227,20 @@ def test_the_main_job_is_the_deterministic_suite_on_digits(out, tmp_path):
     assert [r.name for r in run_dirs(tmp_path, "deterministic")] == [
         r.name for r in run_dirs(out, "deterministic")
     ]
+
+
+def test_a_missing_optional_dependency_stops_before_any_work(
+    monkeypatch, capsys, tmp_path
+):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else find_spec(name, *a),
+    )
+    assert run_cli("deterministic", "--scale", "smoke", "--out", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'eqtuners[plot]'" in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing was run

@@ -60,7 +60,8 @@ def test_a_configuration_compiles_once(batch_size):
 
 def test_history_has_one_row_per_step_and_measures_on_schedule():
     history = run(et.Polyak(), num_steps=13).history
-    assert set(LOOP_KEYS) | {"unclipped_stepsize", "capped"} == set(history)
+    tuner_keys = {"unclipped_stepsize", "capped", "nonfinite_input"}
+    assert set(LOOP_KEYS) | tuner_keys == set(history)
     assert all(len(v) == 13 for v in history.values())
     np.testing.assert_array_equal(history["step"], np.arange(13))
     measured = ~np.isnan(history["sharpness"])
@@ -110,7 +111,10 @@ class EchoTuner(et.AbstractTuner):
     def init(self, params):
         return None
 
-    def step(self, fn, params, value, grad, state):
+    def validated(self):
+        return self
+
+    def propose(self, fn, params, value, grad, state):
         fn_value, fn_grad = jax.value_and_grad(fn)(params)
         gap = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), fn_grad, grad)
         info = {
@@ -247,6 +251,7 @@ def test_lanczos_tracking_compiles_once_and_fills_its_columns():
         "eigenvalue_2",
         "unclipped_stepsize",
         "capped",
+        "nonfinite_input",
     }
     measured = ~np.isnan(history["sharpness"])
     np.testing.assert_array_equal(measured, np.arange(13) % 4 == 0)

@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 import eqtuners as et
 
@@ -165,7 +165,8 @@ def test_polyak_zero_gradient_gives_a_finite_step_and_finite_parameters():
 
 def test_constant_returns_its_stepsize():
     stepsize, state, info = et.Constant(0.3).step(None, jnp.ones(2), 1.0, None, None)
-    assert stepsize == pytest.approx(0.3) and state is None and info == {}
+    assert stepsize == pytest.approx(0.3) and state is None
+    assert info == {"nonfinite_input": False}
 
 
 @pytest.mark.parametrize(
@@ -195,10 +196,6 @@ def test_constructors_reject_invalid_values(make, name):
         make()
 
 
-def stack(tuners):
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *tuners)
-
-
 @pytest.mark.parametrize(
     "tuners",
     [
@@ -219,7 +216,7 @@ def test_vmap_over_a_stack_of_tuners_matches_each_tuner_alone(tuners):
         _, state, _ = tuner.step(fn, w, value, grad, state)
         return tuner.step(fn, w, value, grad, state)
 
-    stacked = eqx.filter_vmap(two_steps)(stack(tuners))
+    stacked = eqx.filter_vmap(two_steps)(et.stack(tuners).tree)
     for i, tuner in enumerate(tuners):
         alone = two_steps(tuner)
         jax.tree.map(
@@ -237,3 +234,209 @@ def test_new_hyperparameter_values_do_not_recompile():
 
     for c, s, d in [(1e-4, 1.0, 0.8), (0.5, 0.3, 0.5), (1e-2, 2.0, 0.9)]:
         step(et.Armijo(c, s, d), jnp.ones(3))
+
+
+# --- Guards shared by every tuner (AbstractTuner.step) ---------------------------
+
+ALL_TUNERS = {
+    "constant": et.Constant(0.1),
+    "armijo": et.Armijo(),
+    "armijo_increase": et.Armijo(increase_factor=2.0),
+    "armijo_block": et.Armijo(block_size=4),
+    "polyak": et.Polyak(),
+}
+
+
+def weight_normalised(params):
+    """`||v|| + ||w||^2`: finite everywhere, but the gradient of `||v||` at `v = 0`
+    is 0/0, as in weight normalisation."""
+    return jnp.sqrt(jnp.sum(params["v"] ** 2)) + jnp.sum(params["w"] ** 2)
+
+
+def expect_no_step(tuner, fn, params, value, grad):
+    state = tuner.init(params)
+    stepsize, new_state, info = eqx.filter_jit(tuner.step)(
+        fn, params, value, grad, state
+    )
+    assert stepsize == 0 and stepsize.dtype == jnp.float32
+    assert info["nonfinite_input"]
+    jax.tree.map(np.testing.assert_array_equal, new_state, state)
+    if isinstance(tuner, et.Armijo):
+        assert info["failed"] and not info["stalled"]
+        assert int(info["num_evals"]) == 0 and int(info["num_rounds"]) == 0
+        assert info["accepted_stepsize"] == 0
+    if isinstance(tuner, et.Polyak):
+        assert not info["capped"]  # a NaN never reaches the cap
+    return info
+
+
+@pytest.mark.parametrize("name", ALL_TUNERS)
+def test_a_finite_loss_with_a_nan_gradient_gives_no_step(name):
+    params = {"v": jnp.zeros(3), "w": jnp.ones(2)}
+    value, grad = jax.value_and_grad(weight_normalised)(params)
+    assert jnp.isfinite(value) and jnp.all(jnp.isnan(grad["v"]))  # the instance
+    expect_no_step(ALL_TUNERS[name], weight_normalised, params, value, grad)
+
+
+@pytest.mark.parametrize("name", ALL_TUNERS)
+def test_an_infinite_gradient_or_loss_gives_no_step(name):
+    fn = lambda v: v @ v  # noqa: E731
+    w = jnp.array([1.0, -2.0])
+    expect_no_step(ALL_TUNERS[name], fn, w, fn(w), jnp.array([jnp.inf, 1.0]))
+    expect_no_step(ALL_TUNERS[name], fn, w, jnp.inf, 2 * w)
+    expect_no_step(ALL_TUNERS[name], fn, w, jnp.nan, 2 * w)
+
+
+@pytest.mark.parametrize("name", ALL_TUNERS)
+def test_finite_inputs_are_not_flagged(name):
+    fn = lambda v: v @ v  # noqa: E731
+    w = jnp.array([1.0, -2.0])
+    stepsize, _, info = ALL_TUNERS[name].step(
+        fn, w, fn(w), 2 * w, ALL_TUNERS[name].init(w)
+    )
+    assert stepsize > 0 and not info["nonfinite_input"]
+
+
+@pytest.mark.parametrize("name", ALL_TUNERS)
+def test_info_keys_and_shapes_depend_only_on_the_tuner_type(name):
+    variants = {
+        "constant": [et.Constant(0.1), et.Constant(3.0)],
+        "armijo": [
+            et.Armijo(),
+            et.Armijo(increase_factor=2.0),
+            et.Armijo(max_backtracks=0),
+            et.Armijo(block_size=8),
+        ],
+        "polyak": [et.Polyak(), et.Polyak(2.0, -1.0, 1e-3)],
+    }[name.split("_")[0]]
+    fn = lambda v: v @ v  # noqa: E731
+    w = jnp.ones(3)
+    shapes = [
+        jax.eval_shape(lambda t, g: t.step(fn, w, fn(w), g, t.init(w))[2], t, g)
+        for t in variants
+        for g in (2 * w, jnp.full(3, jnp.nan))
+    ]
+    for other in shapes[1:]:
+        assert other == shapes[0]
+    assert all(s.shape == () for s in shapes[0].values())
+    assert "nonfinite_input" in shapes[0]
+
+
+@pytest.mark.parametrize("name", ALL_TUNERS)
+def test_step_rejects_integer_parameters_naming_the_leaf(name):
+    params = {"w": jnp.ones(2), "count": jnp.array(3)}
+    grad = {"w": jnp.ones(2), "count": jnp.array(0.0)}
+    tuner = ALL_TUNERS[name]
+    with pytest.raises(ValueError, match=r"\['count'\].*eqx.is_inexact_array"):
+        tuner.step(lambda p: jnp.sum(p["w"]), params, 1.0, grad, None)
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda v: et.Constant(v), "stepsize"),
+        (lambda v: et.Armijo(c=v), "c"),
+        (lambda v: et.Armijo(max_stepsize=v), "max_stepsize"),
+        (lambda v: et.Armijo(decrease_factor=v), "decrease_factor"),
+        (lambda v: et.Armijo(increase_factor=1 + v), "increase_factor"),
+        (lambda v: et.Polyak(max_stepsize=v), "max_stepsize"),
+        (lambda v: et.Polyak(f_min=v), "f_min"),
+        (lambda v: et.Polyak(eps=v), "eps"),
+    ],
+)
+def test_hyperparameters_are_single_numbers_even_under_a_transform(make, name):
+    values = jnp.array([0.1, 0.2])
+    message = f"`{name}` must be a single number.*eqtuners.stack"
+    with pytest.raises(ValueError, match=message):
+        make(values)
+    with pytest.raises(ValueError, match=message):
+        jax.jit(make)(values)
+    # A scalar tracer passes, so a batch of tuners can be built under vmap.
+    batch = eqx.filter_vmap(make)(values)
+    assert all(leaf.shape == (2,) for leaf in jax.tree.leaves(batch))
+
+
+# --- Armijo: a trial that does not move the parameters is not an acceptance -------
+
+
+def finite_only_at(w):
+    return lambda v: jnp.where(jnp.all(v == w), jnp.asarray(1.0, w.dtype), jnp.nan)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("block_size", [1, 4])
+def test_armijo_stalls_where_the_trial_step_rounds_to_the_current_point(
+    dtype, block_size
+):
+    # The issue's instance (float32, decrease 0.1, 60 backtracks) accepted 1e-8 with
+    # failed=False, although w - 1e-8 g == w bit for bit.
+    w = jnp.array([1.0, -2.0], dtype)
+    tuner = et.Armijo(decrease_factor=0.1, max_backtracks=60, block_size=block_size)
+    stepsize, state, info = tuner.step(
+        finite_only_at(w), w, jnp.asarray(1.0, dtype), w, tuner.init(w)
+    )
+    # The first grid point where the trial rounds to w, computed independently.
+    grid = [np.float32(0.1) ** k for k in range(61)]
+    first = next(
+        k for k, s in enumerate(grid) if np.all(w - (s * w).astype(dtype) == w)
+    )
+    assert 0 < first < 60
+    assert stepsize == 0 and info["failed"] and info["stalled"]
+    assert info["accepted_stepsize"] == 0 and not info["nonfinite_input"]
+    assert int(info["num_evals"]) == first + 1  # the search stopped at the stall
+    assert int(info["num_rounds"]) == -(-(first + 1) // block_size)
+    assert state == tuner.max_stepsize  # the next step starts afresh
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16])
+@pytest.mark.parametrize("block_size", [1, 8])
+def test_armijo_stalls_along_an_ascent_direction_at_the_paper_defaults(
+    dtype, block_size
+):
+    # A direction along which f only increases (here the negated gradient; in
+    # practice a gradient that disagrees with `fn`): no trial decreases f, but once
+    # s g is below the rounding of w the trial is w itself and f(w) <= f(w) - c s
+    # ||g||^2 holds in rounding. It must not be an acceptance.
+    fn = lambda v: v @ v  # noqa: E731
+    w = jnp.array([1.0, -2.0], dtype)
+    uphill = -2 * w
+    tuner = et.Armijo(block_size=block_size)
+    stepsize, _, info = tuner.step(fn, w, fn(w), uphill, tuner.init(w))
+    grid = [np.float32(0.8) ** k for k in range(101)]
+    first = next(
+        k for k, s in enumerate(grid) if np.all(w - (s * uphill).astype(dtype) == w)
+    )
+    assert first <= 100
+    assert stepsize == 0 and info["failed"] and info["stalled"]
+    assert int(info["num_evals"]) == first + 1
+
+
+@given(
+    dtype=st.sampled_from(["float16", "bfloat16", "float32", "float64"]),
+    seed=st.integers(0, 2**16),
+    w_exponent=st.integers(-45, 30),
+    g_exponent=st.integers(-45, 30),
+    margin=st.floats(2.0, 64.0),
+)
+def test_the_step_above_which_a_trial_surely_moves_is_a_true_bound(
+    dtype, seed, w_exponent, g_exponent, margin
+):
+    from eqtuners._tuners.armijo import moves_above
+
+    rng = np.random.default_rng(seed)
+    with jax.enable_x64(True):
+        # Entries spanning decades, with zeros, of the dtype's range or beyond.
+        w = rng.normal(size=(2, 7)) * 10.0 ** rng.uniform(w_exponent - 5, w_exponent, 1)
+        w[0, :2] = 0.0
+        g = rng.normal(size=(2, 7)) * 10.0 ** rng.uniform(g_exponent - 5, g_exponent, 1)
+        g[1, :3] = 0.0
+        largest = float(jnp.finfo(dtype).max) / 2  # finite entries only
+        w, g = np.clip(w, -largest, largest), np.clip(g, -largest, largest)
+        params = {"a": jnp.asarray(w[0], dtype), "b": jnp.asarray(w[1], dtype)}
+        grad = {"a": jnp.asarray(g[0], dtype), "b": jnp.asarray(g[1], dtype)}
+        bound = float(moves_above(params, grad))
+        assume(np.isfinite(bound))  # else nothing is certified: the search compares
+        stepsize = jnp.asarray(bound * margin, jnp.result_type(dtype))
+        assume(stepsize > 2 * bound)  # else the step rounds below the certified range
+        moved = [jnp.any(-stepsize * grad[k] + params[k] != params[k]) for k in params]
+    assert any(moved)

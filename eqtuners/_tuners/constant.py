@@ -11,18 +11,21 @@ class Constant(AbstractTuner):
 
     **Arguments:**
 
-    - `stepsize`: the step size, > 0.
+    - `stepsize`: the step size, a number > 0.
 
-    `info` is empty.
+    `info` holds only the key every tuner has, `nonfinite_input`.
     """
 
     stepsize: Array
 
     def __init__(self, stepsize):
-        self.stepsize = checked_float("stepsize", stepsize, lower=0.0)
+        self.stepsize = checked_float("stepsize", stepsize, lower=0.0, scalar=True)
+
+    def validated(self):
+        return Constant(self.stepsize)
 
     def init(self, params):
         return None
 
-    def step(self, fn, params, value, grad, state):
+    def propose(self, fn, params, value, grad, state):
         return jnp.asarray(self.stepsize, tree_dtype(params)), state, {}

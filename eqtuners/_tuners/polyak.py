@@ -15,16 +15,18 @@ class Polyak(AbstractTuner):
 
     - a zero gradient (with `eps = 0`) gives an unclipped step of `+inf` and hence
       `max_stepsize`; the update `max_stepsize * 0` leaves the parameters unchanged;
-    - `f(w) < f_min` gives a step of 0 rather than a step uphill.
+    - `f(w) < f_min` gives a step of 0 rather than a step uphill;
+    - a NaN or infinite `f(w)` or gradient gives a step of 0 (`info["nonfinite_input"]`,
+      see `AbstractTuner.step`), never the cap.
 
     **Arguments:**
 
-    - `max_stepsize`: the cap, > 0 (the paper: 1).
-    - `f_min`: the estimate of the minimal value (the paper: 0).
-    - `eps`: added to `||grad||^2`, >= 0 (the paper: 0).
+    - `max_stepsize`: the cap, a number > 0 (the paper: 1).
+    - `f_min`: the estimate of the minimal value, a number (the paper: 0).
+    - `eps`: added to `||grad||^2`, a number >= 0 (the paper: 0).
 
-    `info` holds `unclipped_stepsize` (before the cap and the clip at 0) and `capped`
-    (whether the cap was hit).
+    `info` holds `unclipped_stepsize` (before the cap and the clip at 0), `capped`
+    (whether the cap was hit) and `nonfinite_input`.
     """
 
     max_stepsize: Array
@@ -32,20 +34,26 @@ class Polyak(AbstractTuner):
     eps: Array
 
     def __init__(self, max_stepsize=1.0, f_min=0.0, eps=0.0):
-        self.max_stepsize = checked_float("max_stepsize", max_stepsize, lower=0.0)
-        self.f_min = checked_float("f_min", f_min)
-        self.eps = checked_float("eps", eps, lower=0.0, lower_open=False)
+        self.max_stepsize = checked_float(
+            "max_stepsize", max_stepsize, lower=0.0, scalar=True
+        )
+        self.f_min = checked_float("f_min", f_min, scalar=True)
+        self.eps = checked_float("eps", eps, lower=0.0, lower_open=False, scalar=True)
+
+    def validated(self):
+        return Polyak(self.max_stepsize, self.f_min, self.eps)
 
     def init(self, params):
         return None
 
-    def step(self, fn, params, value, grad, state):
+    def propose(self, fn, params, value, grad, state):
         dtype = tree_dtype(params)
         gap = jnp.asarray(value - self.f_min, dtype)
         denominator = tree_dot(grad, grad) + self.eps
         positive = denominator > 0
         unclipped = gap / jnp.where(positive, denominator, 1)
-        unclipped = jnp.where(positive, unclipped, jnp.inf)
+        # +inf at a zero gradient, but a NaN gap stays NaN (and is not "capped").
+        unclipped = jnp.where(positive | jnp.isnan(gap), unclipped, jnp.inf)
         capped = unclipped >= self.max_stepsize
         stepsize = jnp.clip(unclipped, 0, self.max_stepsize).astype(dtype)
         return stepsize, state, {"unclipped_stepsize": unclipped, "capped": capped}
