@@ -17,6 +17,25 @@ parameters *before* the step:
 - `directional_curvature`: `g^T H g / ||g||^2` along the step's gradient `g`, for the
   Hessian `H` of the measurement set (one more product).
 
+And, to study what mini-batch tuners see (off by default):
+
+- `batch_curvature`: the curvature of the step's own mini-batch objective `f_B`
+  along its own gradient `g_B`, `g_B^T H_B g_B / ||g_B||^2` (one product on the
+  batch). An Armijo search on `f_B` along `-g_B` accepts at most `2(1-c) /
+  batch_curvature` on a quadratic, whatever the full-batch sharpness.
+- `batch_sharpness` (and `batch_sharpness_stderr`): the mean of that curvature over
+  `batches` fresh mini-batches of the run's batch size, with its standard error: the
+  "batch sharpness" of Andreyev and Beneventano ("Edge of Stochastic Stability",
+  2024), the quantity that mini-batch SGD keeps near `2 / step size`.
+- `batch_top_eigenvalue` (and its `_stderr`): the mean top eigenvalue of the
+  Hessians of `batches` fresh mini-batches, each by the sharpness estimator, warm-
+  started from this measurement's full-batch estimate.
+
+Each of `sharpness`, `batch_curvature`, `batch_sharpness` and
+`batch_top_eigenvalue` has its product with the step size beside it
+(`stepsize_x_...`). For a full-batch run the "mini-batch" is the training set, so
+the batch quantities are measured once on it.
+
 The measurement set is the whole training set, or a random subset of `examples`
 examples drawn once with `seed` (never the first ones: a dataset stored in any order
 gives a representative set).
@@ -24,10 +43,33 @@ gives a representative set).
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from ._sharpness import AbstractSharpnessEstimator, make_estimator
+from ._sharpness import (
+    AbstractSharpnessEstimator,
+    directional_curvature,
+    make_estimator,
+)
 from ._validation import checked_int
+
+# The columns a row has when nothing is measured (`train(..., measure=None)`).
+UNMEASURED_KEYS = (
+    "train_loss",
+    "sharpness",
+    "sharpness_num_hvps",
+    "sharpness_residual",
+    "sharpness_converged",
+    "directional_curvature",
+)
+# The measured quantities whose product with the step size is a column too.
+WITH_STEPSIZE = (
+    "sharpness",
+    "batch_curvature",
+    "batch_sharpness",
+    "batch_top_eigenvalue",
+)
 
 
 class Measurements(eqx.Module):
@@ -50,6 +92,10 @@ class Measurements(eqx.Module):
       name accepted by `eqtuners.sharpness`, or an estimator such as
       `Lanczos(tol=1e-2)`.
     - `directional_curvature`: whether to measure the curvature along the gradient.
+    - `batch_curvature`, `batch_sharpness`, `batch_top_eigenvalue`: whether to
+      measure these (see the module docstring).
+    - `batches`: the fresh mini-batches of `batch_sharpness` and
+      `batch_top_eigenvalue`, >= 2.
 
     **Raises:** `ValueError` naming the argument for a value out of range.
     """
@@ -60,6 +106,10 @@ class Measurements(eqx.Module):
     seed: int = eqx.field(static=True)
     sharpness: AbstractSharpnessEstimator
     directional_curvature: bool = eqx.field(static=True)
+    batch_curvature: bool = eqx.field(static=True)
+    batch_sharpness: bool = eqx.field(static=True)
+    batch_top_eigenvalue: bool = eqx.field(static=True)
+    batches: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -70,6 +120,10 @@ class Measurements(eqx.Module):
         seed: int | np.integer = 0,
         sharpness: str | AbstractSharpnessEstimator = "power",
         directional_curvature: bool = True,
+        batch_curvature: bool = False,
+        batch_sharpness: bool = False,
+        batch_top_eigenvalue: bool = False,
+        batches: int | np.integer = 8,
     ):
         self.every = checked_int("every", every, allow_none=True)
         if zoom is not None:
@@ -85,6 +139,137 @@ class Measurements(eqx.Module):
         except ValueError as error:
             raise ValueError(f"`sharpness`: {error}") from None
         self.directional_curvature = bool(directional_curvature)
+        self.batch_curvature = bool(batch_curvature)
+        self.batch_sharpness = bool(batch_sharpness)
+        self.batch_top_eigenvalue = bool(batch_top_eigenvalue)
+        self.batches = checked_int("batches", batches, lower=2)
+
+    def probe(self) -> "Probe":
+        """What is measured, without the schedule: the part the compiled loop
+        takes (a new schedule does not recompile it)."""
+        return Probe(
+            self.sharpness,
+            self.directional_curvature,
+            self.batch_curvature,
+            self.batch_sharpness,
+            self.batch_top_eigenvalue,
+            self.batches,
+        )
+
+
+class Probe(eqx.Module):
+    """What one measurement computes (see `Measurements`)."""
+
+    estimator: AbstractSharpnessEstimator
+    directional_curvature: bool = eqx.field(static=True)
+    batch_curvature: bool = eqx.field(static=True)
+    batch_sharpness: bool = eqx.field(static=True)
+    batch_top_eigenvalue: bool = eqx.field(static=True)
+    batches: int = eqx.field(static=True)
+
+    def keys(self) -> list[str]:
+        """The measured columns, without the products with the step size."""
+        keys = list(UNMEASURED_KEYS[:5])
+        if self.directional_curvature:
+            keys.append("directional_curvature")
+        keys += [
+            f"eigenvalue_{i + 2}" for i in range(getattr(self.estimator, "k", 1) - 1)
+        ]
+        if self.batch_curvature:
+            keys.append("batch_curvature")
+        for name, on in (
+            ("batch_sharpness", self.batch_sharpness),
+            ("batch_top_eigenvalue", self.batch_top_eigenvalue),
+        ):
+            keys += [name, f"{name}_stderr"] if on else []
+        return keys
+
+    def measure(
+        self,
+        objective_on,
+        data,
+        batch_size,
+        params,
+        value,
+        grad,
+        batch_fn,
+        tracker,
+        key,
+    ):
+        """One measurement at `params` (see the module docstring).
+
+        **Arguments:**
+
+        - `objective_on`: `(x, y) -> (params -> objective on those examples)`.
+        - `data`: `(x, y, measurement x, measurement y)`.
+        - `batch_size`: the run's, `None` for full batch.
+        - `value`, `grad`, `batch_fn`: the step's objective value, gradient and
+          objective on its batch.
+        - `tracker`, `key`: the estimator's state and a PRNG key.
+
+        **Returns:** `(measured, tracker)`, `measured` a dict of scalars in the
+        dtype of `value`, keyed by `keys()`.
+        """
+        x, y, sharp_x, sharp_y = data
+        key, batches_key = jax.random.split(key)
+        sharp_fn = objective_on(sharp_x, sharp_y)
+        estimate, tracker, info = self.estimator.update(sharp_fn, params, tracker, key)
+        measured = {
+            "train_loss": value if batch_size is None else objective_on(x, y)(params),
+            "sharpness": estimate,
+            "sharpness_num_hvps": info["num_hvps"],
+            "sharpness_residual": info["residual"],
+            "sharpness_converged": info["converged"],
+        }
+        if self.directional_curvature:
+            measured["directional_curvature"] = directional_curvature(
+                sharp_fn, params, grad
+            )[0]
+        for i, eigenvalue in enumerate(info["top_k"][1:]):
+            measured[f"eigenvalue_{i + 2}"] = eigenvalue
+        if self.batch_curvature:
+            measured["batch_curvature"] = directional_curvature(batch_fn, params, grad)[
+                0
+            ]
+        if self.batch_sharpness or self.batch_top_eigenvalue:
+            measured |= self._fresh_batches(
+                objective_on, x, y, batch_size, params, tracker, batches_key
+            )
+        return {k: jnp.asarray(v, value.dtype) for k, v in measured.items()}, tracker
+
+    def _fresh_batches(self, objective_on, x, y, batch_size, params, tracker, key):
+        """Means and standard errors over fresh mini-batches of the curvature along
+        their own gradients and of their top eigenvalues."""
+        n = x.shape[0]
+        size = n if batch_size is None else batch_size
+        count = 1 if batch_size is None else self.batches
+
+        def one(key):
+            pick, start = jax.random.split(key)
+            chosen = jax.random.permutation(pick, n)[:size]
+            fn = objective_on(x[chosen], y[chosen])
+            values = {}
+            if self.batch_sharpness:
+                values["batch_sharpness"] = directional_curvature(
+                    fn, params, jax.grad(fn)(params)
+                )[0]
+            if self.batch_top_eigenvalue:  # warm: this measurement's eigenvector
+                values["batch_top_eigenvalue"] = self.estimator.update(
+                    fn, params, tracker, start
+                )[0]
+            return values
+
+        values = lax.map(one, jax.random.split(key, count))
+        out = {}
+        for name, v in values.items():
+            out[name] = jnp.mean(v)
+            spread = jnp.std(v, ddof=1) / jnp.sqrt(count) if count > 1 else 0.0
+            out[f"{name}_stderr"] = spread
+        return out
+
+    def unmeasured(self, dtype) -> dict:
+        """The measured columns of a row not measured: NaN."""
+        return dict.fromkeys(self.keys(), jnp.full((), jnp.nan, dtype))
 
 
 def measurement_set(measure: Measurements, x, y):

@@ -43,13 +43,15 @@ from jaxtyping import Array, ArrayLike, PyTree
 
 from ._data import Dataset
 from ._measurements import (
+    UNMEASURED_KEYS,
+    WITH_STEPSIZE,
     Measurements,
+    Probe,
     is_scheduled,
     measurement_set,
     schedule_arrays,
 )
 from ._objective import objective
-from ._sharpness import AbstractSharpnessEstimator, directional_curvature
 from ._stack import Stack
 from ._tree import tree_axpy, tree_dot
 from ._tuners import AbstractTuner
@@ -71,7 +73,6 @@ LOOP_KEYS = (
     "sharpness_converged",
     "directional_curvature",
 )
-_MEASURED_KEYS = LOOP_KEYS[4:]
 
 
 class TrainState(eqx.Module):
@@ -161,8 +162,6 @@ class _Settings(eqx.Module):
     """The static part of a configuration: changing any of these recompiles."""
 
     batch_size: int | None
-    measure: bool
-    directional: bool
     chunk_size: int | None
     steps_per_call: int
     tuner_axis: int | None  # 0 for a stack of tuners
@@ -199,77 +198,53 @@ def _objective_on(settings, static, weight_decay, x, y):
     )
 
 
-def _measure(
-    settings, static, estimator, data, weight_decay, params, value, grad, tracker, key
-):
-    """The measurement step: the full training objective, the sharpness and the
-    curvature along the gradient at `params`."""
-    x, y, sharp_x, sharp_y = data
-    if settings.batch_size is None:
-        train_loss = value
-    else:
-        train_loss = _objective_on(settings, static, weight_decay, x, y)(params)
-    sharp_fn = _objective_on(settings, static, weight_decay, sharp_x, sharp_y)
-    estimate, tracker, info = estimator.update(sharp_fn, params, tracker, key)
-    if settings.directional:
-        curvature = directional_curvature(sharp_fn, params, grad)[0]
-    else:
-        curvature = jnp.nan
-    measured = {
-        "train_loss": train_loss,
-        "sharpness": estimate,
-        "sharpness_num_hvps": info["num_hvps"],
-        "sharpness_residual": info["residual"],
-        "sharpness_converged": info["converged"],
-        "directional_curvature": curvature,
-    }
-    for i, eigenvalue in enumerate(info["top_k"][1:]):
-        measured[f"eigenvalue_{i + 2}"] = eigenvalue
-    return jax.tree.map(lambda v: jnp.asarray(v, value.dtype), measured), tracker
-
-
-def _run_step(settings, static, estimator, data, hyper, tuner, run, step):
+def _run_step(settings, static, probe, data, hyper, tuner, run, step):
     """One step of one run: returns the run's new state (a `TrainState` without its
     step counter) and the step's row."""
     x, y, _, _ = data
     weight_decay, every, start, stop, num_steps = hyper
     key, batch_key, measure_key = jax.random.split(run.key, 3)
     (bx, by), order = _next_batch(settings, x, y, run.order, batch_key)
-    fn = _objective_on(settings, static, weight_decay, bx, by)
+
+    def objective_on(x, y):
+        return _objective_on(settings, static, weight_decay, x, y)
+
+    fn = objective_on(bx, by)
     value, grad = jax.value_and_grad(fn)(run.params)
     grad_sq_norm = tree_dot(grad, grad)
     stepsize, tuner_state, info = tuner.step(
         fn, run.params, value, grad, run.tuner_state
     )
-
-    def measure():
-        return _measure(
-            settings,
-            static,
-            estimator,
-            data,
-            weight_decay,
-            run.params,
-            value,
-            grad,
-            run.tracker,
-            measure_key,
-        )
-
-    def skip_measure():
-        return _unmeasured(estimator, value.dtype), run.tracker
-
-    if settings.measure:
-        scheduled = is_scheduled(step, num_steps, every, start, stop)
-        measured, tracker = lax.cond(scheduled, measure, skip_measure)
+    if probe is None:
+        nan = jnp.full((), jnp.nan, value.dtype)
+        measured, tracker = dict.fromkeys(UNMEASURED_KEYS, nan), run.tracker
     else:
-        measured, tracker = skip_measure()
+        measured, tracker = lax.cond(
+            is_scheduled(step, num_steps, every, start, stop),
+            lambda: probe.measure(
+                objective_on,
+                data,
+                settings.batch_size,
+                run.params,
+                value,
+                grad,
+                fn,
+                run.tracker,
+                measure_key,
+            ),
+            lambda: (probe.unmeasured(value.dtype), run.tracker),
+        )
+    products = {
+        f"stepsize_x_{k}": stepsize * measured[k]
+        for k in WITH_STEPSIZE
+        if k in measured
+    }
     row = {
         "loss": value,
         "grad_sq_norm": grad_sq_norm,
         "stepsize": stepsize,
         **measured,
-        "stepsize_x_sharpness": stepsize * measured["sharpness"],
+        **products,
         **info,
     }
     # A non-finite loss or gradient ends the run where it was met.
@@ -288,15 +263,6 @@ def _run_step(settings, static, estimator, data, hyper, tuner, run, step):
         finite=finite,
     )
     return new, row
-
-
-def _unmeasured(estimator, dtype) -> dict[str, Array]:
-    """The measured columns of a row not measured: all NaN (the structure that
-    `_measure` returns, without tracing it)."""
-    keys = [k for k in _MEASURED_KEYS if k != "stepsize_x_sharpness"]
-    if estimator is not None:
-        keys += [f"eigenvalue_{i + 2}" for i in range(getattr(estimator, "k", 1) - 1)]
-    return dict.fromkeys(keys, jnp.full((), jnp.nan, dtype))
 
 
 def _empty_row(row_shapes):
@@ -327,11 +293,11 @@ def _over_runs(settings, fn):
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts compiles; tests read the count
-def _run_call(settings, static, tuner, estimator, data, hyper, state):
+def _run_call(settings, static, tuner, probe, data, hyper, state):
     num_steps = hyper[-1]
 
     def taken(tuner, run, step):
-        return _run_step(settings, static, estimator, data, hyper, tuner, run, step)
+        return _run_step(settings, static, probe, data, hyper, tuner, run, step)
 
     # The rows' structure, from one trace of the step; a run that has stopped and a
     # step past `num_steps` fill it with NaN.
@@ -429,9 +395,7 @@ def _num_runs(model, tuner, key) -> int | None:
     return next(iter(sizes.values()), None)
 
 
-def _initial_state(
-    settings, params, tuner, estimator, key, num_examples, runs, model_axis
-):
+def _initial_state(settings, params, tuner, probe, key, num_examples, runs, model_axis):
     """The state before the first step (with a leading run axis for stacks)."""
 
     def one_run(params, tuner, key):
@@ -445,7 +409,7 @@ def _initial_state(
         return TrainState(
             params=params,
             tuner_state=tuner.init(params),
-            tracker=estimator.init(params) if settings.measure else None,
+            tracker=None if probe is None else probe.estimator.init(params),
             order=order,
             key=key,
             step=None,
@@ -482,9 +446,13 @@ def _checked_resume(resume, fresh):
     return resume
 
 
-def _column_order(rows) -> list[str]:
-    columns = [k for k in LOOP_KEYS if k in rows]
-    return columns + sorted(set(rows) - {*LOOP_KEYS})
+def _column_order(rows, probe) -> list[str]:
+    """The loop's columns, then the other measurements and their products with the
+    step size, then the tuner's `info`."""
+    first = [*LOOP_KEYS, *([] if probe is None else probe.keys())]
+    first += [f"stepsize_x_{k}" for k in WITH_STEPSIZE]
+    columns = list(dict.fromkeys(k for k in first if k in rows))
+    return columns + sorted(set(rows) - {*columns})
 
 
 def _first_nonfinite(rows, axis_runs: bool):
@@ -567,7 +535,7 @@ class _Setup(NamedTuple):
     params: PyTree[Array]
     static: PyTree
     tuner: AbstractTuner
-    estimator: AbstractSharpnessEstimator | None
+    probe: Probe | None
     key: Array
     model_axis: int | None
 
@@ -576,7 +544,7 @@ class _Setup(NamedTuple):
             self.settings,
             self.params,
             self.tuner,
-            self.estimator,
+            self.probe,
             self.key,
             self.data[0].shape[0],
             self.runs,
@@ -614,8 +582,6 @@ def _setup(
     sharp_x, sharp_y = (x, y) if measure is None else measurement_set(measure, x, y)
     settings = _Settings(
         batch_size=batch_size,
-        measure=measure is not None,
-        directional=measure is not None and measure.directional_curvature,
         chunk_size=chunk_size,
         steps_per_call=steps_per_call,
         tuner_axis=0 if isinstance(tuner, Stack) else None,
@@ -632,7 +598,7 @@ def _setup(
         params=params,
         static=static,
         tuner=tuner.tree if isinstance(tuner, Stack) else tuner,
-        estimator=None if measure is None else measure.sharpness,
+        probe=None if measure is None else measure.probe(),
         key=key,
         model_axis=0 if isinstance(model, Stack) else None,
     )
@@ -745,7 +711,7 @@ def train(
         steps_per_call,
         vmap_runs,
     )
-    settings, runs, estimator = setup.settings, setup.runs, setup.estimator
+    settings, runs, probe = setup.settings, setup.runs, setup.probe
     static, tuner_tree = setup.static, setup.tuner
     if resume is None:
         state = setup.initial_state()
@@ -765,10 +731,10 @@ def train(
     with _progress_bar(num_steps, first, progress, runs) as bar:
         while first < num_steps:
             state, rows = _run_call(
-                settings, static, tuner_tree, estimator, setup.data, hyper, state
+                settings, static, tuner_tree, probe, setup.data, hyper, state
             )
             count = min(steps_per_call, num_steps - first)
-            rows = {k: np.asarray(rows[k])[:count] for k in _column_order(rows)}
+            rows = {k: np.asarray(rows[k])[:count] for k in _column_order(rows, probe)}
             steps = first + np.arange(count)
             if runs is not None:  # (steps, runs) -> (runs, steps), NaN once stopped
                 rows = {k: v.T.astype(np.float64) for k, v in rows.items()}
@@ -811,7 +777,7 @@ def train(
                 RuntimeWarning,
                 stacklevel=2,
             )
-    _warn_unconverged(history, estimator)
+    _warn_unconverged(history, None if probe is None else probe.estimator)
     final_model = eqx.combine(state.params, static)
     if runs is None:
         return TrainResult(final_model, history, state, diverged_at[0], nonfinite[0])

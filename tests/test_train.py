@@ -137,8 +137,6 @@ def test_mini_batch_regime_checks_on_the_same_batch_as_the_gradient():
 def test_mini_batches_cover_the_data_without_replacement_each_epoch():
     settings = _Settings(
         batch_size=4,
-        measure=False,
-        directional=False,
         chunk_size=None,
         steps_per_call=1,
         tuner_axis=None,
