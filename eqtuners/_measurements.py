@@ -115,7 +115,7 @@ class Measurements(eqx.Module):
         self,
         every: int | np.integer | None = 50,
         *,
-        zoom: tuple | None = None,
+        zoom=None,  # checked below, with a message that names it
         examples: int | np.integer | None = None,
         seed: int | np.integer = 0,
         sharpness: str | AbstractSharpnessEstimator = "power",
