@@ -106,7 +106,8 @@ class TrainResult:
     - `model`: the model after the last step run (a `Stack` for stacked runs).
     - `history`: one row per step, a dict of NumPy arrays keyed by `LOOP_KEYS` and
       the tuner's `info` keys (see `train`); for stacked runs each array has a
-      leading run axis, and the rows of a run after it stopped are NaN.
+      leading run axis, and the rows of a run after it stopped are NaN in every
+      column but `step`.
     - `state`: the final `TrainState` (`train(..., resume=state)` continues).
     - `diverged_at`: the step whose loss or gradient was not finite, or `None`; a
       list of those, one per run, for stacked runs.

@@ -75,7 +75,8 @@ def test_names_differ_by_configuration_and_stacks_split_per_run(out):
     assert len({r.name for r in runs}) == 10  # 5 caps, 5 GD steps: two stacks
     for run in runs:
         tuner = json.loads((run / "config.json").read_text())["tuner"]
-        stepsize = read_history(run / "history.csv")["stepsize"]
+        history = read_history(run / "history.csv")
+        stepsize = history["stepsize"][np.isfinite(history["loss"])]
         if tuner["kind"] == "constant":
             np.testing.assert_allclose(stepsize, tuner["value"], rtol=1e-6)
         else:
@@ -87,6 +88,10 @@ def test_names_differ_by_configuration_and_stacks_split_per_run(out):
     }
     # GD at 10 diverges; Polyak with that cap does not, in the same stacked call.
     assert statuses["constant", 10.0].startswith("diverged at step")
+    diverged = next(r for r in runs if "constant10-" in r.name)
+    loss = read_history(diverged / "history.csv")["loss"]
+    stop = int(statuses["constant", 10.0].split()[-1])
+    assert len(loss) == stop + 1 and not np.isfinite(loss[-1])
     assert statuses["polyak", 10.0] == "completed"
 
 

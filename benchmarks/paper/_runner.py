@@ -159,8 +159,10 @@ def _split_rows(rows, runs: int | None):
 
 
 def _cut_at_stop(rows: dict) -> dict:
-    """A stacked run's rows after it stopped are NaN: drop them."""
-    keep = np.isfinite(rows["loss"]) | np.isfinite(rows["grad_sq_norm"])
+    """A stacked run's rows after it stopped are NaN in every column but `step`:
+    drop them (the row where it stopped, with its non-finite loss, stays)."""
+    values = np.stack([v for k, v in rows.items() if k != "step"])
+    keep = ~np.all(np.isnan(values), axis=0)
     return {k: v[keep] for k, v in rows.items()}
 
 
