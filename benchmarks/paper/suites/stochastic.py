@@ -68,7 +68,7 @@ SCALES = {
             "mlp",
             DataSpec("fashion_mnist"),
             DataSpec("fashion_mnist", subset=1024),
-            3,
+            5,
             sweep_steps=300,
             examples=1024,
             estimator="lanczos",
@@ -106,6 +106,12 @@ def _split(values):
     return float(np.mean(values[:n])), float(np.mean(values[-n:]))
 
 
+# The first tenth of a run is left out of "over the run": from the initialisation
+# every run's sharpness first drops (all tuners, every batch size), and progressive
+# sharpening is what follows.
+TRANSIENT = 0.1
+
+
 def check_minibatch_claims(results) -> list[Claim]:
     claims = []
     for result in results:
@@ -126,8 +132,10 @@ def _armijo(runs, batch, batches, where) -> list[Claim]:
         return []
     h = armijo.history
     if batch == batches[-1]:
-        steps = h["stepsize"][np.isfinite(h["stepsize"])]
-        sharp = measured(h, "sharpness")
+        after = TRANSIENT * armijo.config.steps
+        late = np.isfinite(h["stepsize"]) & (h["step"] >= after)
+        steps = h["stepsize"][late]
+        sharp = measured(h, "sharpness", start=after)
         if steps.size < 2 or sharp.size < 2:
             return [Claim("C5a", "", where, {}, None)]
         step_first, step_last = _split(steps)
@@ -136,7 +144,7 @@ def _armijo(runs, batch, batches, where) -> list[Claim]:
             Claim(
                 "C5a",
                 "Armijo-SGD at the largest batch: its step shrinks and its sharpness "
-                "rises over the run (first vs last fifth)",
+                "rises over the run (first vs last fifth, after the first tenth)",
                 where,
                 {
                     "step": f"{step_first:.3g} -> {step_last:.3g}",
