@@ -42,7 +42,7 @@ of the batch loss along its own gradient), the batch top eigenvalue
    `s <= 2 (1 - c) / kappa_B` (the paper's Section 4 bound, with the curvature
    along the tested direction: `armijo_acceptance_bound(kappa_B, c)`). The tuner
    returns the largest step of its grid under that bound
-   (`armijo_grid_stepsize`), so every Armijo-SGD step has
+   (`armijo_grid_stepsize`), so every Armijo-SGD step (whose search succeeds) has
    `stepsize x kappa_B <= 2 (1 - c)`: the step is `gamma_max` when
    `kappa_B <= 2 (1 - c) / gamma_max`, and `stepsize x kappa_B > 2 d (1 - c)`
    (`d` the decrease factor) otherwise. On the full loss,
@@ -59,13 +59,13 @@ of the batch loss along its own gradient), the batch top eigenvalue
        gamma_P kappa_B >= 1/2,        gamma_P lambda_max(H_B) >= 1/2,
 
    the second being Loizou et al.'s `gamma_P >= 1 / (2 L_B)` with
-   `L_B = lambda_max(H_B)`. Equality holds when `f_B* = 0` and `e` lies in one
-   eigenspace of `H_B`: at `b = 1` with `k = 1`, `gamma_P = 1 / (2 ||x_i||^2)`,
-   half the Kaczmarz step. No upper bound holds: `M_1 M_3 / M_2^2` grows without
-   limit as `e` turns to the flat directions of `H_B`, and `f_B* / M_2` as `w`
-   nears a batch minimum, so only the cap stops it. The tuner's step is
-   `min(gamma_P, gamma_max) >= min(1 / (2 kappa_B), gamma_max)`; unlike Armijo,
-   Polyak can step past the batch edge `2 / kappa_B`.
+   `L_B = lambda_max(H_B)`. Equality holds when `f_B* = 0` and the part of `e`
+   outside the null space of `H_B` lies in one eigenspace: at `b = 1` with `k = 1`,
+   `gamma_P = 1 / (2 ||x_i||^2)`, half the Kaczmarz step. No upper bound holds:
+   `M_1 M_3 / M_2^2` grows without limit as `e` turns to the flat directions of
+   `H_B`, and `f_B* / M_2` as `w` nears a batch minimum, so only the cap stops it.
+   The tuner's step is `min(gamma_P, gamma_max) >= min(1 / (2 kappa_B),
+   gamma_max)`; unlike Armijo, Polyak can step past the batch edge `2 / kappa_B`.
 3. *Batch curvature against batch size.* Batches are uniform, so `E[H_B] = H`.
    `lambda_max` is convex (a maximum of the linear maps `H -> v^T H v`), so
    Jensen's inequality gives `E lambda_max(H_B) >= lambda_max(H)`. A uniform
