@@ -9,6 +9,13 @@ It imports `eqtuners` and is never imported by it.
 - Joint step-size/sharpness dynamics under any `eqtuners` tuner: `simulate` on an
   `AbstractDynamicsModel`, either `SecondOrderRegression` (exact, in parameter
   space) or `SelfStabilisation` (the reduced two-variable dynamics).
+- Mini-batch training on a sum of per-example quadratics whose mini-batch Hessians
+  differ from the full one (`PerExampleQuadratics`, `random_per_example_quadratics`):
+  `simulate_minibatch` runs SGD with any tuner checking its step on the gradient's
+  own batch and records the full-batch sharpness, the batch curvature and the batch
+  top eigenvalue; closed forms: `expected_batch_curvature` and
+  `batch_top_eigenvalue_bounds` as functions of the batch size (the Armijo bound
+  `armijo_acceptance_bound(kappa_B)` holds on every batch).
 - Figures (`analysis.plots`, drawn from `eqtuners.train(...).history`): the paper's
   four panels for a group of runs (`plot_panels`), the stochastic suite by batch
   size (`plot_batch_size_grid`), its Figure 6 (`plot_polyak_zoom`) and Figure 7
@@ -17,6 +24,13 @@ It imports `eqtuners` and is never imported by it.
 """
 
 from ._armijo_boundary import largest_armijo_stepsize as largest_armijo_stepsize
+from ._minibatch import (
+    PerExampleQuadratics as PerExampleQuadratics,
+    batch_top_eigenvalue_bounds as batch_top_eigenvalue_bounds,
+    expected_batch_curvature as expected_batch_curvature,
+    random_per_example_quadratics as random_per_example_quadratics,
+    simulate_minibatch as simulate_minibatch,
+)
 from ._quadratic import (
     TopEigenmodeQuadratic as TopEigenmodeQuadratic,
     armijo_acceptance_bound as armijo_acceptance_bound,

@@ -51,11 +51,15 @@ class Trajectory(eqx.Module):
       at the parameters *before* the step, and the tuner's `info` keys.
     - `params`: the parameters before each step, stacked along a leading axis.
     - `final_params`: the parameters after the last step.
+    - `batches`: `None` for `simulate`; for `simulate_minibatch`, the example
+      indices of each step's mini-batch, shape `(num_steps, batch_size)` (its
+      `history` has further keys, listed there).
     """
 
     history: dict[str, Array]
     params: PyTree[Array]
     final_params: PyTree[Array]
+    batches: Array | None = None
 
 
 @eqx.filter_jit
