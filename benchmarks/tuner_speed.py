@@ -176,7 +176,7 @@ def main(argv=None) -> dict:
                 (x, y),
                 args.steps,
                 key=jax.random.key(0),
-                sharpness_every=None,
+                measure=None,
                 steps_per_call=args.steps,
             ).history
 

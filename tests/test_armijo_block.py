@@ -179,7 +179,7 @@ def test_training_with_the_block_search_follows_the_sequential_search():
             data,
             12,
             key=jax.random.key(0),
-            sharpness_every=None,
+            measure=None,
         ).history
         for k in (1, 4)
     ]
