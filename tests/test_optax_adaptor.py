@@ -250,7 +250,10 @@ def test_the_state_is_readable_after_jit_and_compiles_once():
     assert num_traces == 1
     assert set(infos) == {
         "num_evals",
+        "num_rounds",
         "failed",
+        "stalled",
+        "nonfinite_input",
         "accepted_stepsize",
         "initial_stepsize",
     }

@@ -121,10 +121,11 @@ def papers_power_iteration(fn, params, key, tol=1e-3, max_iters=1000):
         product = et.hessian_vector_product(fn, params, vector)
         return k + 1, normalise(product), tree_dot(vector, product), estimate
 
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    noise = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
-    init = (jnp.array(0), normalise(jax.tree.unflatten(treedef, noise)), zero, zero)
+    # The random start, uniform on the sphere, is one draw for the flattened
+    # parameters (it was one draw per leaf, which compiled slowly).
+    flat, unravel = ravel_pytree(params)
+    noise = unravel(jax.random.normal(key, flat.shape, flat.dtype))
+    init = (jnp.array(0), normalise(noise), zero, zero)
     num_hvps, _, estimate, _ = jax.lax.while_loop(keep_going, iterate, init)
     return estimate, num_hvps
 
