@@ -43,7 +43,9 @@ def main(argv=None) -> list[dict]:
     most = max(args.devices)
     if "jax" not in sys.modules:  # host devices must be asked for before JAX starts
         flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={most}"
+        os.environ["XLA_FLAGS"] = (
+            f"{flags} --xla_force_host_platform_device_count={most}"
+        )
     import equinox as eqx
     import jax
     import numpy as np
@@ -65,8 +67,9 @@ def main(argv=None) -> list[dict]:
         else:
             data = et.load_synthetic_cifar10(num_train=args.examples, num_test=16)
             width = args.vgg_width
-        model = et.make_model(name, data.input_shape, 10, key=jax.random.key(0),
-                              width=width)
+        model = et.make_model(
+            name, data.input_shape, 10, key=jax.random.key(0), width=width
+        )
         return data, model
 
     def timed(fn, repeats):
@@ -84,16 +87,24 @@ def main(argv=None) -> list[dict]:
         params, static = eqx.partition(model, eqx.is_inexact_array)
         base = {}
         for count in args.devices:
-            mesh = jax.make_mesh((count,), ("data",), devices=jax.devices()[:count])
-            examples = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+            mesh = jax.sharding.Mesh(np.array(jax.devices()[:count]), ("data",))
+            examples = jax.sharding.NamedSharding(
+                mesh, jax.sharding.PartitionSpec("data")
+            )
             replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
             x, y = jax.device_put((data.train_x, data.train_y), examples)
             p = jax.device_put(params, replicated)
 
             def step():
                 result = et.train(
-                    model, et.Constant(0.01), data, args.steps, key=jax.random.key(0),
-                    measure=None, mesh=mesh, steps_per_call=args.steps,
+                    model,
+                    et.Constant(0.01),
+                    data,
+                    args.steps,
+                    key=jax.random.key(0),
+                    measure=None,
+                    mesh=mesh,
+                    steps_per_call=args.steps,
                     progress=False,
                 )
                 jax.block_until_ready(result.state.params)

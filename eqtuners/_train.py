@@ -168,6 +168,7 @@ class _Settings(eqx.Module):
     tuner_axis: int | None  # 0 for a stack of tuners
     stacked: bool
     vmap_runs: bool  # stacked runs in parallel under vmap, or one after the other
+    examples: jax.sharding.NamedSharding | None  # how examples are sharded
 
 
 def _next_batch(settings, x, y, order, key):
@@ -186,7 +187,10 @@ def _next_batch(settings, x, y, order, key):
     chosen = lax.dynamic_slice_in_dim(
         permutation, index * settings.batch_size, settings.batch_size
     )
-    return (x[chosen], y[chosen]), (permutation, index + 1)
+    batch = (x[chosen], y[chosen])
+    if settings.examples is not None:  # keep the batch's examples on every device
+        batch = lax.with_sharding_constraint(batch, settings.examples)
+    return batch, (permutation, index + 1)
 
 
 def _objective_on(settings, static, weight_decay, x, y):
@@ -539,18 +543,62 @@ class _Setup(NamedTuple):
     probe: Probe | None
     key: Array
     model_axis: int | None
+    replicated: jax.sharding.NamedSharding | None  # with a mesh: the state's
+
+    def place(self, state: TrainState) -> TrainState:
+        """`state` on the devices of the mesh (replicated), if any."""
+        if self.replicated is None:
+            return state
+        return jax.device_put(state, self.replicated)
 
     def initial_state(self) -> TrainState:
-        return _initial_state(
-            self.settings,
-            self.params,
-            self.tuner,
-            self.probe,
-            self.key,
-            self.data[0].shape[0],
-            self.runs,
-            self.model_axis,
+        return self.place(
+            _initial_state(
+                self.settings,
+                self.params,
+                self.tuner,
+                self.probe,
+                self.key,
+                self.data[0].shape[0],
+                self.runs,
+                self.model_axis,
+            )
         )
+
+
+def _shardings(mesh, num_examples, batch_size, num_measured):
+    """`(examples, replicated)` shardings for `train(..., mesh=...)`, or `(None,
+    None)`; raises a `ValueError` naming `mesh` when the examples do not divide
+    evenly over its devices."""
+    if mesh is None:
+        return None, None
+    if isinstance(mesh, str) and mesh == "all":
+        mesh = jax.sharding.Mesh(np.array(jax.local_devices()), ("data",))
+    if not isinstance(mesh, jax.sharding.Mesh):
+        raise ValueError(
+            f"`mesh` must be a jax.sharding.Mesh, 'all' or None, got {mesh!r}."
+        )
+    # The same devices with XLA choosing the shardings inside the loop (the
+    # mini-batch gathers), whatever axis types the mesh was made with.
+    mesh = jax.sharding.Mesh(mesh.devices, mesh.axis_names)
+    axis = mesh.axis_names[0]
+    devices = mesh.shape[axis]
+    for what, count in (
+        ("training examples", num_examples),
+        ("examples per mini-batch", batch_size),
+        ("examples of the measurement set", num_measured),
+    ):
+        if count is not None and count % devices:
+            raise ValueError(
+                f"With `mesh` over {devices} devices, the {count} {what} must "
+                f"divide evenly: choose a multiple of {devices} (a `subset` of the "
+                "data, the batch size, `Measurements(examples=...)`)."
+            )
+    spec = jax.sharding.PartitionSpec
+    return (
+        jax.sharding.NamedSharding(mesh, spec(axis)),
+        jax.sharding.NamedSharding(mesh, spec()),
+    )
 
 
 def _setup(
@@ -563,6 +611,7 @@ def _setup(
     chunk_size,
     steps_per_call,
     vmap_runs=None,
+    mesh=None,
 ):
     """Checks a configuration (raising errors that name the argument) and splits it
     into what the compiled loop takes."""
@@ -581,6 +630,9 @@ def _setup(
             f"`measure` must be a Measurements or None, got {type(measure)}."
         )
     sharp_x, sharp_y = (x, y) if measure is None else measurement_set(measure, x, y)
+    examples, replicated = _shardings(mesh, x.shape[0], batch_size, sharp_x.shape[0])
+    if examples is not None:
+        x, y, sharp_x, sharp_y = jax.device_put((x, y, sharp_x, sharp_y), examples)
     settings = _Settings(
         batch_size=batch_size,
         chunk_size=chunk_size,
@@ -588,20 +640,25 @@ def _setup(
         tuner_axis=0 if isinstance(tuner, Stack) else None,
         stacked=runs is not None,
         vmap_runs=jax.default_backend() != "cpu" if vmap_runs is None else vmap_runs,
+        examples=examples,
     )
     params, static = eqx.partition(
         model.tree if isinstance(model, Stack) else model, eqx.is_inexact_array
     )
+    tuner = tuner.tree if isinstance(tuner, Stack) else tuner
+    if replicated is not None:
+        params, tuner, key = jax.device_put((params, tuner, key), replicated)
     return _Setup(
         data=(x, y, sharp_x, sharp_y),
         runs=runs,
         settings=settings,
         params=params,
         static=static,
-        tuner=tuner.tree if isinstance(tuner, Stack) else tuner,
+        tuner=tuner,
         probe=None if measure is None else measure.probe(),
         key=key,
         model_axis=0 if isinstance(model, Stack) else None,
+        replicated=replicated,
     )
 
 
@@ -638,6 +695,7 @@ def train(
     resume: TrainState | None = None,
     progress: bool | None = None,
     vmap_runs: bool | None = None,
+    mesh=None,
 ) -> TrainResult:
     """Trains `model` with gradient descent whose step size comes from `tuner`.
 
@@ -680,6 +738,13 @@ def train(
       `benchmarks.runs_in_one_compile`). Both give the same history up to float
       rounding; a `while_loop` (Armijo's search) under `vmap` runs until every
       run is done.
+    - `mesh`: data parallelism: a `jax.sharding.Mesh` whose first axis the
+      examples are sharded over (of the training set, of every mini-batch and of
+      the measurement set), with the parameters, the tuner and the loop's state
+      replicated; `"all"` for a one-axis mesh of all local devices; `None` (the
+      default) for the default device. Sums over examples are then reduced across
+      the devices by XLA, so histories agree with one device's up to float
+      rounding. Several hosts: see the README.
 
     **Returns:** a `TrainResult`. The history has one row per step run, with the
     columns `step`, `loss` (the objective on the step's batch, before the step),
@@ -711,13 +776,16 @@ def train(
         chunk_size,
         steps_per_call,
         vmap_runs,
+        mesh,
     )
     settings, runs, probe = setup.settings, setup.runs, setup.probe
     static, tuner_tree = setup.static, setup.tuner
     if resume is None:
         state = setup.initial_state()
     else:
-        state = _checked_resume(resume, jax.eval_shape(setup.initial_state))
+        state = setup.place(
+            _checked_resume(resume, jax.eval_shape(setup.initial_state))
+        )
         if int(state.step) >= num_steps:
             raise ValueError(
                 f"`resume` is at step {int(state.step)}, and the run has "

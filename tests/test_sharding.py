@@ -46,12 +46,22 @@ def test_a_mesh_needs_examples_that_divide_evenly():
     mesh = jax.make_mesh((1,), ("data",))
     x, y = small_data(64)
     result = et.train(
-        small_mlp(), et.Constant(0.1), (x, y), 2, key=jax.random.key(0), mesh=mesh,
-        measure=None, progress=False,
+        small_mlp(),
+        et.Constant(0.1),
+        (x, y),
+        2,
+        key=jax.random.key(0),
+        mesh=mesh,
+        measure=None,
+        progress=False,
     )
     assert np.isfinite(result.history["loss"]).all()
     with pytest.raises(ValueError, match="`mesh`"):
         et.train(
-            small_mlp(), et.Constant(0.1), (x, y), 2, key=jax.random.key(0),
+            small_mlp(),
+            et.Constant(0.1),
+            (x, y),
+            2,
+            key=jax.random.key(0),
             mesh="some devices",
         )
