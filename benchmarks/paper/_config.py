@@ -93,9 +93,13 @@ class RunConfig:
     chunk_size: int | None = None
     weight_decay: float = 1e-4
     steps_per_call: int = 100
+    batch_measurements: bool = False
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        config = dataclasses.asdict(self)
+        if not self.batch_measurements:  # the names of runs made before it existed
+            del config["batch_measurements"]
+        return config
 
     @property
     def name(self) -> str:
@@ -118,6 +122,9 @@ class RunConfig:
             examples=self.examples,
             seed=self.seed,
             sharpness=self.estimator,
+            batch_curvature=self.batch_measurements,
+            batch_sharpness=self.batch_measurements,
+            batch_top_eigenvalue=self.batch_measurements,
         )
 
     def keys(self):

@@ -26,6 +26,8 @@ class Workload:
     - `steps`: steps per run (full batch), or `epochs` per run for mini-batch runs
       (then `steps` is ignored and each batch size gets `epochs` epochs).
     - `every`: steps between measurements (`None`: `steps // measurements`).
+    - `batch_measurements`: also measure the batch curvature, batch sharpness and
+      batch top eigenvalue (`eqtuners.Measurements`).
     - `sweep_steps`, `sweep_data`: the step-size sweep (full batch, on `sweep_data`,
       by default `data`); `stepsizes` skips it.
     """
@@ -41,6 +43,7 @@ class Workload:
     zoom: tuple[int, int] | None = None
     estimator: str = "power"
     examples: int | None = None
+    batch_measurements: bool = False
     chunk_size: int | None = None
     seeds: tuple[int, ...] = (0,)
     sweep_steps: int = 500
@@ -74,6 +77,7 @@ class Workload:
             zoom=self.zoom,
             estimator=self.estimator,
             examples=self.examples,
+            batch_measurements=self.batch_measurements,
             chunk_size=self.chunk_size,
             steps_per_call=min(self.steps_per_call, steps),
         )

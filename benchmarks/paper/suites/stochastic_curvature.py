@@ -1,0 +1,213 @@
+"""Beyond the paper: the curvature that mini-batch tuners see. SGD, Armijo-SGD and
+Polyak-SGD at batch sizes 256, 1024 and 4096, measuring the full-batch sharpness,
+the batch sharpness (the mean curvature of fresh mini-batch objectives along their
+own gradients, Andreyev and Beneventano's "Edge of Stochastic Stability") and the
+mean top eigenvalue of mini-batch Hessians.
+
+    python -m benchmarks.paper stochastic_curvature --scale cpu   # MINUTES_CPU here
+
+Scales: `paper` (MLP, VGG11, ResNet34 on CIFAR10), `offline` (Fashion-MNIST padded
+to 32x32), `cpu` (the paper's MLP on all 60,000 Fashion-MNIST images, 3 epochs,
+the sharpness by warm-started Lanczos on 1024 random training examples), `smoke`
+(a narrow MLP on 512 digits, the tests). SGD runs at the largest stable step of the
+deterministic sweep.
+
+The question (the paper's open one): at batch 256 Armijo-SGD runs "above the edge
+of stability" (step x full-batch sharpness > 2), at 4096 it behaves like Armijo-GD.
+Armijo's test on the batch objective bounds `step x batch curvature` by `2(1-c)` on
+a quadratic, so if the batch curvature is what the search sees, Armijo-SGD keeps
+step x batch sharpness at or below about 2 at every batch size, and "above the
+edge" at small batch is the gap between batch and full-batch curvature. Checked as
+claim S1 for Armijo-SGD; S2 checks the Edge of Stochastic Stability's prediction
+for SGD (step x batch sharpness near 2); Polyak-SGD's two numbers are reported.
+"""
+
+from analysis.plots import plot_batch_size_grid
+
+from .._config import DataSpec, TunerSpec
+from .._report import Claim, median_second_half
+from .._suite import Suite, Workload
+from .deterministic import curve
+from .stochastic import BATCHES
+
+TUNERS = (TunerSpec("armijo"), TunerSpec("polyak"))
+MEASURE = dict(
+    every=None,
+    measurements=25,
+    examples=1024,
+    estimator="lanczos",
+    batch_measurements=True,
+)
+
+
+def _workload(model, data, sweep_data, epochs, **kwargs):
+    options = dict(batch_sizes=BATCHES, **MEASURE) | kwargs
+    return Workload(model, data, epochs=epochs, sweep_data=sweep_data, **options)
+
+
+SCALES = {
+    "paper": tuple(
+        _workload(m, DataSpec("cifar10"), DataSpec("cifar10", subset=4096), 20)
+        for m in ("mlp", "vgg11", "resnet34")
+    ),
+    "offline": tuple(
+        _workload(
+            m,
+            DataSpec("fashion_mnist", pad_to=32),
+            DataSpec("fashion_mnist", subset=4096, pad_to=32),
+            20,
+        )
+        for m in ("mlp", "vgg11", "resnet34")
+    ),
+    "cpu": (
+        _workload(
+            "mlp",
+            DataSpec("fashion_mnist"),
+            DataSpec("fashion_mnist", subset=1024),
+            3,
+            sweep_steps=300,
+        ),
+    ),
+    "smoke": (
+        Workload(
+            "mlp",
+            DataSpec("digits", subset=512),
+            width=0.5,
+            batch_sizes=(64,),
+            epochs=1,
+            every=4,
+            examples=64,
+            estimator="lanczos",
+            batch_measurements=True,
+            sweep_steps=4,
+            steps_per_call=4,
+        ),
+    ),
+}
+
+
+def plan(workload, stepsizes, num_examples):
+    tuners = [TunerSpec("constant", stepsizes[0]), *TUNERS]
+    return [
+        workload.run("stochastic_curvature", t, b, seed, num_examples)
+        for seed in workload.seeds
+        for b in workload.batch_sizes
+        for t in tuners
+    ]
+
+
+def _medians(run):
+    return (
+        median_second_half(run.history, "stepsize_x_sharpness"),
+        median_second_half(run.history, "stepsize_x_batch_sharpness"),
+    )
+
+
+def check_curvature_claims(results) -> list[Claim]:
+    claims = []
+    for result in results:
+        batches = sorted(result.workload.batch_sizes)
+        for seed in result.workload.seeds:
+            runs = [r for r in result.runs if r.config.seed == seed]
+            label = result.workload.label
+            by = {(r.config.tuner.kind, r.config.batch_size): r for r in runs}
+            armijo = {b: _medians(by[("armijo", b)]) for b in batches}
+            known = all(None not in v for v in armijo.values())
+            claims.append(
+                Claim(
+                    "S1",
+                    "Armijo-SGD keeps step x batch sharpness at or below 2 at every "
+                    "batch size while step x full-batch sharpness exceeds 2 at the "
+                    "smallest batch (medians over the second half)",
+                    label,
+                    {
+                        f"batch {b}": f"full {f:.3g}, batch {g:.3g}"
+                        for b, (f, g) in armijo.items()
+                        if None not in (f, g)
+                    },
+                    (
+                        all(g <= 2 for _, g in armijo.values())
+                        and armijo[batches[0]][0] > 2
+                    )
+                    if known
+                    else None,
+                )
+            )
+            sgd = {b: _medians(by[("constant", b)]) for b in batches}
+            claims.append(
+                Claim(
+                    "S2",
+                    "SGD: step x batch sharpness in [1.5, 2.5] at every batch size "
+                    "(the edge of stochastic stability), medians over the second half",
+                    label,
+                    {
+                        f"batch {b}": f"full {f:.3g}, batch {g:.3g}"
+                        for b, (f, g) in sgd.items()
+                        if None not in (f, g)
+                    },
+                    all(None not in v and 1.5 <= v[1] <= 2.5 for v in sgd.values()),
+                )
+            )
+            polyak = {b: _medians(by[("polyak", b)]) for b in batches}
+            claims.append(
+                Claim(
+                    "S3",
+                    "Polyak-SGD: step x full-batch and step x batch sharpness",
+                    label,
+                    {
+                        f"batch {b}": f"full {f:.3g}, batch {g:.3g}"
+                        for b, (f, g) in polyak.items()
+                        if None not in (f, g)
+                    },
+                    None,
+                    reported=True,
+                )
+            )
+    return claims
+
+
+def figures(results, directory):
+    paths = []
+    for result in results:
+        for seed in result.workload.seeds:
+            groups = {}
+            for r in result.runs:
+                if r.config.seed == seed:
+                    per_epoch = r.meta["num_examples"] // r.config.batch_size
+                    groups.setdefault(r.config.batch_size, []).append(
+                        curve(r, per_epoch)
+                    )
+            name = f"{result.workload.model}-{result.workload.data.slug()}-s{seed}"
+            for key, what in (
+                ("sharpness", "full-batch sharpness"),
+                ("batch_sharpness", "batch sharpness"),
+                ("batch_top_eigenvalue", "batch top eigenvalue"),
+            ):
+                paths.append(
+                    plot_batch_size_grid(
+                        groups,
+                        directory / f"{name}-{key}.png",
+                        title=f"{result.workload.label}: {what} (seed {seed})",
+                        sharpness_key=key,
+                    )
+                )
+    return paths
+
+
+SUITE = Suite(
+    name="stochastic_curvature",
+    doc=__doc__,
+    figures_of_paper="stochastic regime (Figures 3 to 5), with the curvature of "
+    "the mini-batch objectives",
+    scales=SCALES,
+    plan=plan,
+    needs_sweep=True,
+    claims=check_curvature_claims,
+    figures=figures,
+    minutes={
+        "paper": (None, None),
+        "offline": (None, None),
+        "cpu": (None, None),
+        "smoke": (None, None),
+    },
+)
