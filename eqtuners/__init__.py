@@ -28,10 +28,14 @@ from ._objective import (
     weight_penalty as weight_penalty,
 )
 from ._sharpness import (
+    LOBPCG as LOBPCG,
     AbstractSharpnessEstimator as AbstractSharpnessEstimator,
+    DirectionalCurvature as DirectionalCurvature,
     Lanczos as Lanczos,
+    LOBPCGState as LOBPCGState,
     PowerIteration as PowerIteration,
     SharpnessState as SharpnessState,
+    directional_curvature as directional_curvature,
     hessian_vector_product as hessian_vector_product,
     sharpness as sharpness,
 )

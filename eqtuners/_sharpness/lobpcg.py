@@ -1,0 +1,301 @@
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int, PyTree, Scalar
+
+from .._tree import tree_dtype, tree_norm
+from .._validation import checked_float, checked_int, checked_params
+from ._base import AbstractSharpnessEstimator
+from ._hvp import flat_hessian, random_direction
+
+_HIGHEST = lax.Precision.HIGHEST
+
+
+def _mm(a, b):
+    """A matrix product at full precision (no TF32 or bfloat16 passes on GPUs)."""
+    return jnp.matmul(a, b, precision=_HIGHEST)
+
+
+class LOBPCGResult(NamedTuple):
+    """What `lobpcg` returns (flat vectors; `b` Ritz pairs, largest first)."""
+
+    eigenvalues: Float[Array, " b"]  # NaN where the block has no direction left
+    vectors: Float[Array, "n b"]  # orthonormal Ritz vectors (zero columns: none)
+    residuals: Float[Array, " b"]  # ||A x_i - theta_i x_i||
+    num_iters: Int[Array, ""]  # iterations after the first Rayleigh-Ritz step
+    converged: Bool[Array, ""]  # the top k residuals are small
+
+
+def _rayleigh_ritz(basis, image):
+    """The Ritz pairs of `A` on the span of `basis` (`n x m`), given `image = A
+    basis`.
+
+    The columns need not be orthonormal: zero and (numerically) dependent columns
+    are dropped through the eigendecomposition of the Gram matrix `basis^T basis`
+    (SVQB, Stathopoulos and Wu 2002), so shapes stay fixed whatever the rank.
+    `transform` maps to an orthonormal basis of the kept directions, `basis @
+    transform` (zero columns for the dropped ones); dropping the Gram eigenvalues
+    below `sqrt(eps)` of the largest bounds the amplification of rounding in `image`
+    by `eps^(-1/4)`. The dropped directions get Ritz values below every other (and
+    `valid` false), so they come last.
+
+    **Returns:** `(theta, vectors, transform, valid, gram)`, largest first: the Ritz
+    vectors are `basis @ transform @ vectors`.
+    """
+    gram = _mm(basis.T, basis)
+    gram = (gram + gram.T) / 2
+    projected = _mm(basis.T, image)
+    projected = (projected + projected.T) / 2
+    mu, u = jnp.linalg.eigh(gram)
+    keep = mu > jnp.sqrt(jnp.finfo(basis.dtype).eps) * jnp.max(mu)
+    transform = u * jnp.where(keep, 1 / jnp.sqrt(jnp.where(keep, mu, 1)), 0)
+    reduced = _mm(transform.T, _mm(projected, transform))
+    bound = jnp.max(jnp.sum(jnp.abs(reduced), axis=1))  # Gershgorin
+    reduced = reduced + jnp.diag(jnp.where(keep, 0, -2 * bound - 1))
+    theta, vectors = jnp.linalg.eigh(reduced)
+    valid = jnp.arange(theta.shape[0]) < jnp.sum(keep)
+    return theta[::-1], vectors[:, ::-1], transform, valid, gram
+
+
+def _project_out(vectors, basis):
+    """`vectors` without their components along the orthonormal (or zero) columns
+    of `basis`, twice ("twice is enough"), then at unit norm (zero stays zero)."""
+    for _ in range(2):
+        vectors = vectors - _mm(basis, _mm(basis.T, vectors))
+    norms = jnp.linalg.norm(vectors, axis=0)
+    return vectors / jnp.where(norms > 0, norms, 1)
+
+
+def lobpcg(matmat, start, *, k: int, tol, max_iters: int) -> LOBPCGResult:
+    """LOBPCG (Knyazev 2001) for the largest algebraic eigenvalues of the symmetric
+    operator `matmat` on blocks of flat vectors, `(n, b) -> (n, b)`.
+
+    From the block `X` (the Ritz vectors of the span of `start`), each iteration
+    applies `matmat` once, to the block of residuals `W = A X - X Theta`, and takes
+    the top `b` Ritz pairs of `A` on `span(X, P, W)`, where `span(X, P)` is that of
+    the current and the previous `X`. The images `A X` and `A P` are linear
+    combinations of the stored images, so an iteration costs `b` products and no
+    more. `P` is chosen in the coordinates of an orthonormal basis of `span(X, P,
+    W)`, orthogonal to the new `X` (Hetmaniuk and Lehoucq 2006, "Basis selection in
+    LOBPCG", J. Comput. Phys. 218), so no cancellation enters `P` or `A P` once the
+    iteration converges. Stops when each of the top `k` pairs has `||A x_i -
+    theta_i x_i|| <= tol * |theta_i|` (checked first on `start` alone, at the cost
+    of one block product), at a non-finite value, or after `max_iters` iterations;
+    compiles once for any stop.
+    """
+    b = start.shape[1]
+    tol = jnp.asarray(tol, start.dtype)
+
+    def status(theta, valid, residuals):
+        small = residuals[:k] <= tol * jnp.abs(theta[:k])
+        converged = jnp.all(small & valid[:k])
+        finite = jnp.all(jnp.isfinite(theta[:k]) & jnp.isfinite(residuals[:k]))
+        return converged, converged | ~finite
+
+    image = matmat(start)
+    theta, vectors, transform, valid, _ = _rayleigh_ritz(start, image)
+    top = _mm(transform, vectors)
+    x, ax = _mm(start, top), _mm(image, top)
+    theta, valid = theta[:b], valid[:b]
+    r = ax - x * theta
+    converged, done = status(theta, valid, jnp.linalg.norm(r, axis=0))
+    p = jnp.zeros_like(x)
+
+    def body(carry):
+        i, x, ax, p, ap, _, _, r, _, _ = carry
+        w = _project_out(r, jnp.concatenate([x, p], axis=1))
+        basis = jnp.concatenate([x, p, w], axis=1)
+        image = jnp.concatenate([ax, ap, matmat(w)], axis=1)
+        theta, vectors, transform, valid, gram = _rayleigh_ritz(basis, image)
+        top = vectors[:, :b]
+        # In the orthonormal coordinates: the old X, less its part along the new
+        # X, spans P; a QR of [new X, that] keeps P orthogonal to X even when the
+        # difference is at rounding level (then P is any orthogonal direction).
+        old = _mm(transform.T, gram[:, :b])
+        difference = old - _mm(top, _mm(top.T, old))
+        q = jnp.linalg.qr(jnp.concatenate([top, difference], axis=1))[0][:, b:]
+        to_x, to_p = _mm(transform, top), _mm(transform, q)
+        x, ax = _mm(basis, to_x), _mm(image, to_x)
+        p, ap = _mm(basis, to_p), _mm(image, to_p)
+        theta, valid = theta[:b], valid[:b]
+        r = ax - x * theta
+        converged, done = status(theta, valid, jnp.linalg.norm(r, axis=0))
+        return i + 1, x, ax, p, ap, theta, valid, r, converged, done
+
+    def keep_going(carry):
+        i, *_, done = carry
+        return ~done & (i < max_iters)
+
+    init = (jnp.array(0), x, ax, p, p, theta, valid, r, converged, done)
+    i, x, _, _, _, theta, valid, r, converged, _ = lax.while_loop(
+        keep_going, body, init
+    )
+    residuals = jnp.linalg.norm(r, axis=0)
+    return LOBPCGResult(
+        eigenvalues=jnp.where(valid, theta, jnp.nan),
+        vectors=x,
+        residuals=jnp.where(valid, residuals, jnp.nan),
+        num_iters=i,
+        converged=converged,
+    )
+
+
+class LOBPCGState(eqx.Module):
+    """What `LOBPCG` carries from one measurement to the next.
+
+    - `vectors`: the last block of Ritz vectors, largest first: a pytree like the
+      parameters with a leading axis of `block_size` (zeros before the first
+      measurement).
+    - `estimate`: the last estimate (NaN before the first measurement).
+    """
+
+    vectors: PyTree[Array]
+    estimate: Scalar
+
+    @property
+    def eigenvector(self) -> PyTree[Array]:
+        """The last top eigenvector, shaped like the parameters."""
+        return jax.tree.map(lambda v: v[0], self.vectors)
+
+
+class LOBPCG(AbstractSharpnessEstimator):
+    """LOBPCG on a block of vectors: the top `k` Hessian eigenvalues (largest
+    algebraic), warm-started from a whole block.
+
+    LOBPCG (Locally Optimal Block Preconditioned Conjugate Gradient; Knyazev 2001,
+    "Toward the optimal preconditioned eigensolver", SIAM J. Sci. Comput. 23(2)) keeps
+    a block `X` of `block_size` orthonormal vectors. Each iteration computes the
+    Hessian-vector products of the block of residuals `W = H X - X Theta` and
+    replaces `X` by the top `block_size` Ritz vectors of `H` on `span(X, P, W)`, `P`
+    the previous update directions: `block_size` products per iteration, a Krylov
+    rate of convergence (like Lanczos, set by the square root of the relative gap),
+    and a state of fixed size whatever the number of iterations. No preconditioner
+    is used.
+
+    **Why a block.** Tracking the sharpness along a run, the estimator starts from
+    the previous measurement. At the edge of stability the top eigenvalues are close
+    and their eigenvectors rotate into each other between measurements; a single
+    warm-start vector (`Lanczos`, `PowerIteration`) then sits near an eigenvector of
+    the *second* eigenvalue, and may stop there (exactly so when the order of two
+    eigenvalues swaps while their eigenvectors stay put). A block that holds the top
+    `block_size` eigenvectors keeps the rotated top eigenvector inside its span, and
+    the first Rayleigh-Ritz step finds it. A block also sees multiplicity: on the
+    spectrum `{5, 5, 2, 1, 0.5, 0.1}`, `LOBPCG(block_size=2, k=2)` returns `[5, 5]`
+    where Lanczos returns `[5, 2]`.
+
+    **Stopping rule.** As for `Lanczos`: each of the top `k` Ritz pairs has
+    `||H x_i - theta_i x_i|| <= tol * |theta_i|` (a guaranteed relative accuracy of
+    `tol` on some eigenvalue; `tol^2 |theta| / gap` when the others are `gap`
+    away). It is checked first on the warm-start block alone, so a measurement costs
+    `block_size * (1 + iterations)` products, at least `block_size`. The other
+    `block_size - k` vectors are guards: they are improved by every iteration, and
+    carried, but not waited for.
+
+    **Precision.** The products run in the parameters' dtype (vmapped over the
+    block); the block, its Gram and Rayleigh-Ritz matrices and their
+    eigendecompositions run in float32 or wider, at full matmul precision.
+
+    **Arguments:**
+
+    - `block_size`: the number of vectors, >= `k` (2 to 4 for tracking).
+    - `tol`: the relative residual at which to stop, >= 0.
+    - `max_iters`: the most iterations after the first Rayleigh-Ritz step, >= 0.
+    - `k`: the number of top eigenvalues to return and converge, 1 <= `k` <=
+      `block_size`.
+    - `warm_start`: whether `update` starts from the previous block.
+
+    `info` holds `num_hvps`, `converged` (the top `k` relative residuals are at most
+    `tol`), `residual` (of the top pair) and `top_k` (NaN where the space has fewer
+    than `k` dimensions).
+
+    JAX ships `jax.experimental.sparse.linalg.lobpcg_standard`; it recomputes the
+    products of the whole `[X, P, W]` basis at each iteration (`4 block_size`
+    products where this one needs `block_size`), requires every vector of the block
+    to converge, needs `5 block_size < n`, and does not run in bfloat16; see
+    `benchmarks/sharpness_estimators.py` for the comparison.
+    """
+
+    block_size: int = eqx.field(static=True)
+    tol: Array
+    max_iters: int = eqx.field(static=True)
+    k: int = eqx.field(static=True)
+    warm_start: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        block_size: int = 2,
+        tol=1e-3,
+        max_iters: int = 100,
+        k: int = 1,
+        *,
+        warm_start: bool = True,
+    ):
+        self.block_size = checked_int("block_size", block_size)
+        self.tol = checked_float("tol", tol, lower=0.0, lower_open=False)
+        self.max_iters = checked_int("max_iters", max_iters, lower=0)
+        self.k = checked_int("k", k, upper=self.block_size)
+        self.warm_start = bool(warm_start)
+
+    def _random_block(self, key, params, first=None):
+        """`block_size` random unit vectors shaped like `params` (stacked), the
+        first replaced by `first` when given."""
+        keys = jax.random.split(key, self.block_size)
+        block = jax.vmap(lambda key: random_direction(key, params))(keys)
+        if first is not None:
+            block = jax.tree.map(lambda b, f: b.at[0].set(f), block, first)
+        return block
+
+    def _run_block(self, fn, params, block):
+        """LOBPCG from `block` (a pytree like `params` with a leading block axis):
+        `(estimate, block, info)`."""
+        matvec, to_tree, from_tree = flat_hessian(fn, params)
+        start = jax.vmap(from_tree)(block).T  # (n, block_size)
+
+        def matmat(vectors):
+            return jax.vmap(matvec, in_axes=1, out_axes=1)(vectors)
+
+        result = lobpcg(matmat, start, k=self.k, tol=self.tol, max_iters=self.max_iters)
+        dtype = tree_dtype(params)
+        top_k = result.eigenvalues[: self.k].astype(dtype)
+        info = {
+            "num_hvps": self.block_size * (result.num_iters + 1),
+            "converged": result.converged,
+            "residual": result.residuals[0].astype(dtype),
+            "top_k": top_k,
+        }
+        return top_k[0], jax.vmap(to_tree)(result.vectors.T), info
+
+    def run(self, fn, params, start=None, *, key=None):
+        """As `AbstractSharpnessEstimator.run`; the block is `start` (or a random
+        direction) followed by `block_size - 1` random directions drawn with
+        `key`."""
+        checked_params("params", params)
+        key = jax.random.key(0) if key is None else key
+        block = self._random_block(key, params, start)
+        estimate, block, info = self._run_block(fn, params, block)
+        return estimate, jax.tree.map(lambda v: v[0], block), info
+
+    def init(self, params) -> LOBPCGState:
+        checked_params("params", params)
+        return LOBPCGState(
+            vectors=jax.tree.map(
+                lambda p: jnp.zeros((self.block_size, *p.shape), p.dtype), params
+            ),
+            estimate=jnp.full((), jnp.nan, tree_dtype(params)),
+        )
+
+    def update(self, fn, params, state: LOBPCGState, key):
+        checked_params("params", params)
+        block = self._random_block(key, params)
+        if self.warm_start:
+            norms = jax.vmap(tree_norm)(state.vectors)
+            warm = jnp.isfinite(state.estimate) & jnp.all(norms > 0)
+            block = jax.tree.map(
+                lambda a, b: jnp.where(warm, a, b), state.vectors, block
+            )
+        estimate, block, info = self._run_block(fn, params, block)
+        estimate = estimate.astype(state.estimate.dtype)
+        return estimate, LOBPCGState(block, estimate), info
