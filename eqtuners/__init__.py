@@ -32,7 +32,6 @@ from ._sharpness import (
     AbstractSharpnessEstimator as AbstractSharpnessEstimator,
     DirectionalCurvature as DirectionalCurvature,
     Lanczos as Lanczos,
-    LOBPCGState as LOBPCGState,
     PowerIteration as PowerIteration,
     SharpnessState as SharpnessState,
     directional_curvature as directional_curvature,

@@ -150,8 +150,9 @@ def test_lobpcg_tracking_keeps_the_state_shapes_and_compiles_once():
 
     estimator = et.LOBPCG(block_size=3, k=2)
     state = estimator.init(params)
-    assert state.vectors["a"].shape == (3, 3, 4)
-    assert state.vectors["b"].dtype == jnp.bfloat16
+    assert state.eigenvector["a"].shape == (3, 4)
+    assert state.others["a"].shape == (2, 3, 4)
+    assert state.others["b"].dtype == jnp.bfloat16
 
     @eqx.filter_jit
     @eqx.debug.assert_max_traces(max_traces=1)

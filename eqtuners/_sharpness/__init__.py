@@ -19,5 +19,5 @@ from .directional import (
     gradient_and_curvature as gradient_and_curvature,
 )
 from .lanczos import Lanczos as Lanczos
-from .lobpcg import LOBPCG as LOBPCG, LOBPCGState as LOBPCGState
+from .lobpcg import LOBPCG as LOBPCG
 from .power import PowerIteration as PowerIteration

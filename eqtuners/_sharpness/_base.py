@@ -42,16 +42,20 @@ SharpnessInfo = dict[str, Array]
 
 
 class SharpnessState(eqx.Module):
-    """What a single-vector sharpness tracker carries from one measurement to the
-    next (`PowerIteration`, `Lanczos`, `DirectionalCurvature`).
+    """What a sharpness tracker carries from one measurement to the next.
 
     - `eigenvector`: the last estimate's unit eigenvector, shaped like the
       parameters (zeros before the first measurement).
     - `estimate`: the last estimate (NaN before the first measurement).
+    - `others`: for a block estimator (`LOBPCG`), the other vectors of the last
+      block, next to the top eigenvector: a pytree like the parameters with a
+      leading axis of `block_size - 1` (zeros before the first measurement);
+      `None` for the single-vector estimators.
     """
 
     eigenvector: PyTree[Array]
     estimate: Scalar
+    others: PyTree[Array] | None = None
 
 
 class AbstractSharpnessEstimator(eqx.Module):

@@ -4,11 +4,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jaxtyping import Array, Bool, Float, Int, PyTree, Scalar
+from jaxtyping import Array, Bool, Float, Int
 
 from .._tree import tree_dtype, tree_norm
 from .._validation import checked_float, checked_int, checked_params
-from ._base import AbstractSharpnessEstimator
+from ._base import AbstractSharpnessEstimator, SharpnessState
 from ._hvp import flat_hessian, random_direction
 
 _HIGHEST = lax.Precision.HIGHEST
@@ -143,24 +143,6 @@ def lobpcg(matmat, start, *, k: int, tol, max_iters: int) -> LOBPCGResult:
     )
 
 
-class LOBPCGState(eqx.Module):
-    """What `LOBPCG` carries from one measurement to the next.
-
-    - `vectors`: the last block of Ritz vectors, largest first: a pytree like the
-      parameters with a leading axis of `block_size` (zeros before the first
-      measurement).
-    - `estimate`: the last estimate (NaN before the first measurement).
-    """
-
-    vectors: PyTree[Array]
-    estimate: Scalar
-
-    @property
-    def eigenvector(self) -> PyTree[Array]:
-        """The last top eigenvector, shaped like the parameters."""
-        return jax.tree.map(lambda v: v[0], self.vectors)
-
-
 class LOBPCG(AbstractSharpnessEstimator):
     """LOBPCG on a block of vectors: the top `k` Hessian eigenvalues (largest
     algebraic), warm-started from a whole block.
@@ -278,24 +260,30 @@ class LOBPCG(AbstractSharpnessEstimator):
         estimate, block, info = self._run_block(fn, params, block)
         return estimate, jax.tree.map(lambda v: v[0], block), info
 
-    def init(self, params) -> LOBPCGState:
+    def init(self, params) -> SharpnessState:
         checked_params("params", params)
-        return LOBPCGState(
-            vectors=jax.tree.map(
-                lambda p: jnp.zeros((self.block_size, *p.shape), p.dtype), params
-            ),
+        return SharpnessState(
+            eigenvector=jax.tree.map(jnp.zeros_like, params),
             estimate=jnp.full((), jnp.nan, tree_dtype(params)),
+            others=jax.tree.map(
+                lambda p: jnp.zeros((self.block_size - 1, *p.shape), p.dtype), params
+            ),
         )
 
-    def update(self, fn, params, state: LOBPCGState, key):
+    def update(self, fn, params, state: SharpnessState, key):
         checked_params("params", params)
         block = self._random_block(key, params)
         if self.warm_start:
-            norms = jax.vmap(tree_norm)(state.vectors)
-            warm = jnp.isfinite(state.estimate) & jnp.all(norms > 0)
-            block = jax.tree.map(
-                lambda a, b: jnp.where(warm, a, b), state.vectors, block
+            previous = jax.tree.map(
+                lambda v, o: jnp.concatenate([v[None], o]),
+                state.eigenvector,
+                state.others,
             )
+            norms = jax.vmap(tree_norm)(previous)
+            warm = jnp.isfinite(state.estimate) & jnp.all(norms > 0)
+            block = jax.tree.map(lambda a, b: jnp.where(warm, a, b), previous, block)
         estimate, block, info = self._run_block(fn, params, block)
         estimate = estimate.astype(state.estimate.dtype)
-        return estimate, LOBPCGState(block, estimate), info
+        top = jax.tree.map(lambda v: v[0], block)
+        others = jax.tree.map(lambda v: v[1:], block)
+        return estimate, SharpnessState(top, estimate, others), info
