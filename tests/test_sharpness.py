@@ -516,10 +516,11 @@ def test_every_method_name_makes_an_estimator(name, kind):
 
 
 def test_directional_curvature_gives_the_gradient_from_the_same_pass(x64):
-    from eqtuners._sharpness import gradient_and_curvature
+    from eqtuners._sharpness import value_grad_and_curvature
 
     params, fn = tiny_problem()
-    grad, curvature, info = gradient_and_curvature(fn, params)
+    value, grad, curvature, info = value_grad_and_curvature(fn, params)
+    assert float(value) == pytest.approx(float(fn(params)), rel=1e-14)
     assert tree_allclose(grad, jax.grad(fn)(params), rtol=1e-12, atol=1e-14)
     expected, _ = et.directional_curvature(fn, params, jax.grad(fn)(params))
     assert float(curvature) == pytest.approx(float(expected), rel=1e-12)

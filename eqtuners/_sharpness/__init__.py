@@ -16,7 +16,7 @@ from ._hvp import (
 )
 from .directional import (
     DirectionalCurvature as DirectionalCurvature,
-    gradient_and_curvature as gradient_and_curvature,
+    value_grad_and_curvature as value_grad_and_curvature,
 )
 from .lanczos import Lanczos as Lanczos
 from .lobpcg import LOBPCG as LOBPCG

@@ -7,22 +7,24 @@ from ._base import AbstractSharpnessEstimator, SharpnessState, vector_state
 from ._hvp import RESIDUAL_TOL, curvature_and_info, directional_curvature, normalise
 
 
-def gradient_and_curvature(fn, params, *, residual_tol=RESIDUAL_TOL):
-    """The gradient `g` of `fn` at `params` and the curvature along it, `g^T H g /
-    ||g||^2`, from one forward-over-reverse pass.
+def value_grad_and_curvature(fn, params, *, residual_tol=RESIDUAL_TOL):
+    """The value and gradient `g` of `fn` at `params`, and the curvature along the
+    gradient, `g^T H g / ||g||^2`, from one forward-over-reverse pass.
 
-    `jax.linearize` of the gradient evaluates the gradient once (the primal of the
-    forward-over-reverse product) and returns the product as a linear function, which
-    is then applied to `g / ||g||`: the cost of one Hessian-vector product instead
-    of a gradient plus one product.
+    `jax.linearize` of `jax.value_and_grad(fn)` evaluates the value and the gradient
+    once (the primal of the forward-over-reverse product) and returns the product as
+    a linear function, which is then applied to `g / ||g||`: the cost of one
+    Hessian-vector product instead of a gradient plus one product. A training step
+    that measures the curvature along its own gradient gets its gradient here.
 
-    **Returns:** `(gradient, curvature, info)`, `info` as for
+    **Returns:** `(value, gradient, curvature, info)`, `info` as for
     `directional_curvature`.
     """
-    grad, product_of = jax.linearize(jax.grad(fn), params)
+    (value, grad), product_of = jax.linearize(jax.value_and_grad(fn), params)
     unit = normalise(grad)
-    curvature, info = curvature_and_info(unit, product_of(unit), grad, residual_tol)
-    return grad, curvature, info
+    _, product = product_of(unit)
+    curvature, info = curvature_and_info(unit, product, grad, residual_tol)
+    return value, grad, curvature, info
 
 
 class DirectionalCurvature(AbstractSharpnessEstimator):
@@ -62,7 +64,7 @@ class DirectionalCurvature(AbstractSharpnessEstimator):
         at `params` (`key` is not used)."""
         checked_params("params", params)
         if start is None:
-            _, curvature, info = gradient_and_curvature(
+            *_, curvature, info = value_grad_and_curvature(
                 fn, params, residual_tol=self.residual_tol
             )
         else:
