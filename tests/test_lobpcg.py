@@ -37,22 +37,29 @@ def lobpcg_on_quadratic(estimator, matrix, key):
 
 
 @pytest.mark.parametrize("name", sorted(SPECTRA))
-@pytest.mark.parametrize("block_size, k", [(2, 1), (3, 3)])
-def test_lobpcg_finds_the_top_eigenvalues_of_known_spectra(x64, name, block_size, k):
+@pytest.mark.parametrize(
+    "block_size, k, guards", [(2, 1, False), (2, 1, True), (3, 3, False)]
+)
+def test_lobpcg_finds_the_top_eigenvalues_of_known_spectra(
+    x64, name, block_size, k, guards
+):
     eigenvalues = SPECTRA[name]
     matrix, _ = random_quadratic(3, DIM, eigenvalues)
     top = np.sort(eigenvalues)[::-1][:k]
     for seed in range(2):
         key = jax.random.key(seed)
-        tight = et.LOBPCG(block_size, tol=1e-10, max_iters=200, k=k)
+        tight = et.LOBPCG(
+            block_size, tol=1e-10, max_iters=200, k=k, iterate_guards=guards
+        )
         estimate, info = lobpcg_on_quadratic(tight, matrix, key)
         np.testing.assert_allclose(info["top_k"], top, rtol=1e-8)
         assert info["converged"] and float(estimate) == info["top_k"][0]
         # The default tolerance on the residual bounds the relative error.
-        estimator = et.LOBPCG(block_size, k=k)
+        estimator = et.LOBPCG(block_size, k=k, iterate_guards=guards)
         estimate, info = lobpcg_on_quadratic(estimator, matrix, key)
         assert info["converged"]
-        assert int(info["num_hvps"]) % block_size == 0
+        per_iteration = block_size if guards else k
+        assert (int(info["num_hvps"]) - block_size) % per_iteration == 0
         assert np.all(np.asarray(info["top_k"]) <= top + 1e-12)  # Ritz values
         np.testing.assert_allclose(info["top_k"], top, rtol=1e-3)
         v = np.asarray(info["eigenvector"])
@@ -131,7 +138,11 @@ def test_warm_lobpcg_follows_a_top_eigenvector_that_rotates(x64):
     assert bool(info["converged"][1]) and int(info["num_hvps"][1]) <= 2
     # The block held both eigenvectors: the first Rayleigh-Ritz step finds the new
     # top one.
-    for estimator in (et.LOBPCG(), et.LOBPCG(block_size=3)):
+    for estimator in (
+        et.LOBPCG(),
+        et.LOBPCG(block_size=3),
+        et.LOBPCG(iterate_guards=True),
+    ):
         estimates, info = track(estimator, matrices, jax.random.key(0))
         np.testing.assert_allclose(estimates, [1.0, 1.0], rtol=1e-3)
         assert np.all(info["converged"])
@@ -188,7 +199,11 @@ def test_lobpcg_stops_on_a_nan_objective_and_at_max_iters(x64):
     )
     assert int(info["num_hvps"]) == 2 and not info["converged"]
     matrix, _ = random_quadratic(3, DIM, SPECTRA["clustered_top"])
+    # Two products for the block, then one per iteration (the top vector's).
     estimator = et.LOBPCG(tol=0.0, max_iters=3)
+    _, info = lobpcg_on_quadratic(estimator, matrix, jax.random.key(0))
+    assert int(info["num_hvps"]) == 5 and not info["converged"]
+    estimator = et.LOBPCG(tol=0.0, max_iters=3, iterate_guards=True)
     _, info = lobpcg_on_quadratic(estimator, matrix, jax.random.key(0))
     assert int(info["num_hvps"]) == 8 and not info["converged"]
 

@@ -27,6 +27,7 @@ class LOBPCGResult(NamedTuple):
     residuals: Float[Array, " b"]  # ||A x_i - theta_i x_i||
     num_iters: Int[Array, ""]  # iterations after the first Rayleigh-Ritz step
     converged: Bool[Array, ""]  # the top k residuals are small
+    history: Float[Array, " max_iters+1"]  # the top Ritz value after each iteration
 
 
 def _rayleigh_ritz(basis, image):
@@ -69,24 +70,27 @@ def _project_out(vectors, basis):
     return vectors / jnp.where(norms > 0, norms, 1)
 
 
-def lobpcg(matmat, start, *, k: int, tol, max_iters: int) -> LOBPCGResult:
+def lobpcg(
+    matmat, start, *, k: int, tol, max_iters: int, active: int | None = None
+) -> LOBPCGResult:
     """LOBPCG (Knyazev 2001) for the largest algebraic eigenvalues of the symmetric
-    operator `matmat` on blocks of flat vectors, `(n, b) -> (n, b)`.
+    operator `matmat` on blocks of flat vectors, `(n, c) -> (n, c)`.
 
-    From the block `X` (the Ritz vectors of the span of `start`), each iteration
-    applies `matmat` once, to the block of residuals `W = A X - X Theta`, and takes
-    the top `b` Ritz pairs of `A` on `span(X, P, W)`, where `span(X, P)` is that of
-    the current and the previous `X`. The images `A X` and `A P` are linear
-    combinations of the stored images, so an iteration costs `b` products and no
-    more. `P` is chosen in the coordinates of an orthonormal basis of `span(X, P,
-    W)`, orthogonal to the new `X` (Hetmaniuk and Lehoucq 2006, "Basis selection in
-    LOBPCG", J. Comput. Phys. 218), so no cancellation enters `P` or `A P` once the
-    iteration converges. Stops when each of the top `k` pairs has `||A x_i -
-    theta_i x_i|| <= tol * |theta_i|` (checked first on `start` alone, at the cost
-    of one block product), at a non-finite value, or after `max_iters` iterations;
-    compiles once for any stop.
+    From the block `X` (the `b` Ritz vectors of the span of `start`), each iteration
+    applies `matmat` once, to the residuals `W = A X - X Theta` of the first `active`
+    columns of `X` (default: all `b`), and takes the top `b` Ritz pairs of `A` on
+    `span(X, P, W)`, where `span(X, P)` is that of the current and the previous
+    `X`. The images `A X` and `A P` are linear combinations of the stored images,
+    so an iteration costs `active` products and no more. `P` is chosen in the
+    coordinates of an orthonormal basis of `span(X, P, W)`, orthogonal to the new
+    `X` (Hetmaniuk and Lehoucq 2006, "Basis selection in LOBPCG", J. Comput. Phys.
+    218), so no cancellation enters `P` or `A P` once the iteration converges.
+    Stops when each of the top `k` pairs has `||A x_i - theta_i x_i|| <= tol *
+    |theta_i|` (checked first on `start` alone, at the cost of `b` products), at a
+    non-finite value, or after `max_iters` iterations; compiles once for any stop.
     """
     b = start.shape[1]
+    active = b if active is None else active
     tol = jnp.asarray(tol, start.dtype)
 
     def status(theta, valid, residuals):
@@ -103,10 +107,11 @@ def lobpcg(matmat, start, *, k: int, tol, max_iters: int) -> LOBPCGResult:
     r = ax - x * theta
     converged, done = status(theta, valid, jnp.linalg.norm(r, axis=0))
     p = jnp.zeros_like(x)
+    history = jnp.full(max_iters + 1, jnp.nan, theta.dtype).at[0].set(theta[0])
 
     def body(carry):
-        i, x, ax, p, ap, _, _, r, _, _ = carry
-        w = _project_out(r, jnp.concatenate([x, p], axis=1))
+        i, x, ax, p, ap, _, _, r, _, _, history = carry
+        w = _project_out(r[:, :active], jnp.concatenate([x, p], axis=1))
         basis = jnp.concatenate([x, p, w], axis=1)
         image = jnp.concatenate([ax, ap, matmat(w)], axis=1)
         theta, vectors, transform, valid, gram = _rayleigh_ritz(basis, image)
@@ -123,14 +128,15 @@ def lobpcg(matmat, start, *, k: int, tol, max_iters: int) -> LOBPCGResult:
         theta, valid = theta[:b], valid[:b]
         r = ax - x * theta
         converged, done = status(theta, valid, jnp.linalg.norm(r, axis=0))
-        return i + 1, x, ax, p, ap, theta, valid, r, converged, done
+        history = history.at[i + 1].set(theta[0])
+        return i + 1, x, ax, p, ap, theta, valid, r, converged, done, history
 
     def keep_going(carry):
-        i, *_, done = carry
+        i, *_, done, _ = carry
         return ~done & (i < max_iters)
 
-    init = (jnp.array(0), x, ax, p, p, theta, valid, r, converged, done)
-    i, x, _, _, _, theta, valid, r, converged, _ = lax.while_loop(
+    init = (jnp.array(0), x, ax, p, p, theta, valid, r, converged, done, history)
+    i, x, _, _, _, theta, valid, r, converged, _, history = lax.while_loop(
         keep_going, body, init
     )
     residuals = jnp.linalg.norm(r, axis=0)
@@ -140,6 +146,7 @@ def lobpcg(matmat, start, *, k: int, tol, max_iters: int) -> LOBPCGResult:
         residuals=jnp.where(valid, residuals, jnp.nan),
         num_iters=i,
         converged=converged,
+        history=history,
     )
 
 
@@ -212,6 +219,7 @@ class LOBPCG(AbstractSharpnessEstimator):
     k: int = eqx.field(static=True)
     warm_start: bool = eqx.field(static=True)
     batch_products: bool | None = eqx.field(static=True)
+    iterate_guards: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -222,6 +230,7 @@ class LOBPCG(AbstractSharpnessEstimator):
         *,
         warm_start: bool = True,
         batch_products: bool | None = None,
+        iterate_guards: bool = False,
     ):
         self.block_size = checked_int("block_size", block_size)
         self.tol = checked_float("tol", tol, lower=0.0, lower_open=False)
@@ -233,6 +242,7 @@ class LOBPCG(AbstractSharpnessEstimator):
                 f"`batch_products` must be True, False or None, got {batch_products!r}."
             )
         self.batch_products = batch_products
+        self.iterate_guards = bool(iterate_guards)
 
     def _random_block(self, key, params, first=None):
         """`block_size` random unit vectors shaped like `params` (stacked), the
@@ -262,7 +272,8 @@ class LOBPCG(AbstractSharpnessEstimator):
         dtype = tree_dtype(params)
         top_k = result.eigenvalues[: self.k].astype(dtype)
         info = {
-            "num_hvps": self.block_size * (result.num_iters + 1),
+            "num_hvps": self.block_size
+            + (self.block_size if self.iterate_guards else self.k) * result.num_iters,
             "converged": result.converged,
             "residual": result.residuals[0].astype(dtype),
             "top_k": top_k,
