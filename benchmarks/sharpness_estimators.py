@@ -183,11 +183,9 @@ ESTIMATORS = {
     "jax_lobpcg_b2": JaxLOBPCG(2),
     "lobpcg_b2": et.LOBPCG(2),
     "lobpcg_b3": et.LOBPCG(3),
-    "lobpcg_b4": et.LOBPCG(4),
     "lobpcg_b2_1e-2": et.LOBPCG(2, tol=1e-2),
     "lobpcg_b3_1e-2": et.LOBPCG(3, tol=1e-2),
-    "lobpcg_b2_all": et.LOBPCG(2, iterate_guards=True),
-    "lobpcg_b2_all_1e-2": et.LOBPCG(2, tol=1e-2, iterate_guards=True),
+    "lobpcg_b2_top_1e-2": et.LOBPCG(2, tol=1e-2, iterate_guards=False),
 }
 
 
@@ -563,8 +561,7 @@ OVERHEAD_CONFIGS = {
     "jax_lobpcg_b2": JaxLOBPCG(2),
     "lobpcg_b2": et.LOBPCG(2),
     "lobpcg_b2_1e-2": et.LOBPCG(2, tol=1e-2),
-    "lobpcg_b3_1e-2": et.LOBPCG(3, tol=1e-2),
-    "lobpcg_b2_all_1e-2": et.LOBPCG(2, tol=1e-2, iterate_guards=True),
+    "lobpcg_b2_top_1e-2": et.LOBPCG(2, tol=1e-2, iterate_guards=False),
 }
 
 

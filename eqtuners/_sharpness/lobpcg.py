@@ -26,6 +26,7 @@ class LOBPCGResult(NamedTuple):
     vectors: Float[Array, "n b"]  # orthonormal Ritz vectors (zero columns: none)
     residuals: Float[Array, " b"]  # ||A x_i - theta_i x_i||
     num_iters: Int[Array, ""]  # iterations after the first Rayleigh-Ritz step
+    num_products: Int[Array, ""]  # columns given to `matmat`
     converged: Bool[Array, ""]  # the top k residuals are small
     history: Float[Array, " max_iters+1"]  # the top Ritz value after each iteration
 
@@ -86,8 +87,9 @@ def lobpcg(
     `X` (Hetmaniuk and Lehoucq 2006, "Basis selection in LOBPCG", J. Comput. Phys.
     218), so no cancellation enters `P` or `A P` once the iteration converges.
     Stops when each of the top `k` pairs has `||A x_i - theta_i x_i|| <= tol *
-    |theta_i|` (checked first on `start` alone, at the cost of `b` products), at a
-    non-finite value, or after `max_iters` iterations; compiles once for any stop.
+    |theta_i|` (checked first on the Ritz pairs of `span(start)`, at the cost of
+    `b` products), at a non-finite value, or after `max_iters` iterations; compiles
+    once for any stop.
     """
     b = start.shape[1]
     active = b if active is None else active
@@ -99,12 +101,15 @@ def lobpcg(
         finite = jnp.all(jnp.isfinite(theta[:k]) & jnp.isfinite(residuals[:k]))
         return converged, converged | ~finite
 
+    # Every vector of the block enters the first Rayleigh-Ritz step: a warm-start
+    # top vector can be an exact eigenvector of the *second* eigenvalue (when two
+    # swap), with a zero residual; only the guards reveal the new top one.
     image = matmat(start)
     theta, vectors, transform, valid, _ = _rayleigh_ritz(start, image)
-    top = _mm(transform, vectors)
+    top = _mm(transform, vectors[:, :b])
     x, ax = _mm(start, top), _mm(image, top)
     theta, valid = theta[:b], valid[:b]
-    r = ax - x * theta
+    r = jnp.where(valid, ax - x * theta, 0)
     converged, done = status(theta, valid, jnp.linalg.norm(r, axis=0))
     p = jnp.zeros_like(x)
     history = jnp.full(max_iters + 1, jnp.nan, theta.dtype).at[0].set(theta[0])
@@ -139,12 +144,14 @@ def lobpcg(
     i, x, _, _, _, theta, valid, r, converged, _, history = lax.while_loop(
         keep_going, body, init
     )
+    num_products = b + active * i
     residuals = jnp.linalg.norm(r, axis=0)
     return LOBPCGResult(
         eigenvalues=jnp.where(valid, theta, jnp.nan),
         vectors=x,
         residuals=jnp.where(valid, residuals, jnp.nan),
         num_iters=i,
+        num_products=num_products,
         converged=converged,
         history=history,
     )
@@ -230,7 +237,7 @@ class LOBPCG(AbstractSharpnessEstimator):
         *,
         warm_start: bool = True,
         batch_products: bool | None = None,
-        iterate_guards: bool = False,
+        iterate_guards: bool = True,
     ):
         self.block_size = checked_int("block_size", block_size)
         self.tol = checked_float("tol", tol, lower=0.0, lower_open=False)
@@ -268,12 +275,18 @@ class LOBPCG(AbstractSharpnessEstimator):
                 return jax.vmap(matvec, in_axes=1, out_axes=1)(vectors)
             return lax.map(matvec, vectors.T).T
 
-        result = lobpcg(matmat, start, k=self.k, tol=self.tol, max_iters=self.max_iters)
+        result = lobpcg(
+            matmat,
+            start,
+            k=self.k,
+            tol=self.tol,
+            max_iters=self.max_iters,
+            active=self.block_size if self.iterate_guards else self.k,
+        )
         dtype = tree_dtype(params)
         top_k = result.eigenvalues[: self.k].astype(dtype)
         info = {
-            "num_hvps": self.block_size
-            + (self.block_size if self.iterate_guards else self.k) * result.num_iters,
+            "num_hvps": result.num_products,
             "converged": result.converged,
             "residual": result.residuals[0].astype(dtype),
             "top_k": top_k,
