@@ -34,10 +34,13 @@ from ._optax import (
     scale_by_tuner as scale_by_tuner,
 )
 from ._sharpness import (
+    LOBPCG as LOBPCG,
     AbstractSharpnessEstimator as AbstractSharpnessEstimator,
+    DirectionalCurvature as DirectionalCurvature,
     Lanczos as Lanczos,
     PowerIteration as PowerIteration,
     SharpnessState as SharpnessState,
+    directional_curvature as directional_curvature,
     hessian_vector_product as hessian_vector_product,
     sharpness as sharpness,
 )

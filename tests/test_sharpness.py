@@ -1,4 +1,7 @@
 import equinox as eqx
+import hypothesis
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -307,7 +310,13 @@ def test_directional_curvature_matches_the_dense_hessian(x64):
 
 
 @pytest.mark.parametrize(
-    "method, k", [(et.PowerIteration(max_iters=20), 1), (et.Lanczos(10, k=2), 2)]
+    "method, k",
+    [
+        (et.PowerIteration(max_iters=20), 1),
+        (et.Lanczos(10, k=2), 2),
+        (et.LOBPCG(3, k=2), 2),
+        (et.DirectionalCurvature(), 1),
+    ],
 )
 def test_estimators_have_fixed_shapes(method, k):
     params, fn = tiny_problem()
@@ -330,6 +339,9 @@ def test_estimators_have_fixed_shapes(method, k):
         (dict(method="power", tol=-1.0), "tol"),
         (dict(method=et.Lanczos(), tol=1e-2), "tol"),
         (dict(method="directional", max_iters=3), "max_iters"),
+        (dict(method="directional", tol=1e-2), "tol"),
+        (dict(method="lobpcg", max_iters=-1), "max_iters"),
+        (dict(method="lobpcg", k=0), "k"),
     ],
 )
 def test_sharpness_rejects_bad_arguments(kwargs, name):
@@ -337,7 +349,7 @@ def test_sharpness_rejects_bad_arguments(kwargs, name):
         et.sharpness(lambda w: jnp.sum(w**2), jnp.ones(3), **kwargs)
 
 
-@pytest.mark.parametrize("method", ["power", "lanczos"])
+@pytest.mark.parametrize("method", ["power", "lanczos", "lobpcg"])
 def test_sharpness_rejects_a_zero_or_misshapen_start(method):
     fn = lambda w: jnp.sum(w**2)  # noqa: E731
     with pytest.raises(ValueError, match="`init` must be a nonzero"):
@@ -346,18 +358,284 @@ def test_sharpness_rejects_a_zero_or_misshapen_start(method):
         et.sharpness(fn, jnp.ones(3), method=method, init=jnp.ones(2))
 
 
-@pytest.mark.parametrize("method", ["power", "lanczos"])
+@pytest.mark.parametrize("method", ["power", "lanczos", "lobpcg"])
 def test_estimators_stop_at_once_on_a_nan_objective(method):
     estimate, info = et.sharpness(
         lambda w: jnp.nan * jnp.sum(w**2), jnp.ones(3), method=method
     )
-    assert np.isnan(estimate) and int(info["num_hvps"]) == 1
+    assert np.isnan(estimate) and not info["converged"]
+    assert int(info["num_hvps"]) == (2 if method == "lobpcg" else 1)
 
 
 def test_estimators_work_under_plain_jit():
     fn = lambda w: 2.0 * jnp.sum(w**2)  # noqa: E731  (Hessian 4 I)
-    for estimator in (et.PowerIteration(), et.Lanczos(10)):
+    for estimator in (et.PowerIteration(), et.Lanczos(10), et.LOBPCG()):
         estimate, _ = jax.jit(
             lambda e, w: et.sharpness(fn, w, method=e, key=jax.random.key(0))
         )(estimator, jnp.ones(3))
         assert float(estimate) == pytest.approx(4.0)
+
+
+# --- `converged` means a small residual, for every estimator ------------------------
+
+
+@pytest.mark.parametrize("second", [-3.0, -2.97])
+def test_power_iteration_reports_a_stop_with_a_large_residual_as_not_converged(
+    x64, second
+):
+    # Two eigenvalues of (nearly) equal magnitude and opposite signs: the iterate
+    # swings between their eigenvectors and the paper's rule stops on a small change
+    # of the estimate, far from the top eigenvalue 3.
+    matrix, vector = random_quadratic(0, 4, np.array([3.0, second, 0.5, 0.1]))
+    fn = quadratic(matrix, vector)
+    params = jnp.zeros(4)
+    for seed in range(4):
+        key = jax.random.key(seed)
+        estimate, info = et.sharpness(fn, params, key=key)
+        # The stopping rule is the paper's, bit for bit.
+        expected, num_hvps = papers_power_iteration(fn, params, key)
+        assert np.asarray(estimate).tobytes() == np.asarray(expected).tobytes()
+        assert int(info["num_hvps"]) == int(num_hvps)
+        assert 1.19 <= float(estimate) <= 2.87
+        v = np.asarray(info["eigenvector"])
+        explicit = np.linalg.norm(matrix @ v - float(estimate) * v)
+        np.testing.assert_allclose(info["residual"], explicit, rtol=1e-8)
+        assert explicit > 0.3 * abs(float(estimate)) and not info["converged"]
+    # The estimators that stop on the residual find the top eigenvalue.
+    for method in ("lanczos", "lobpcg"):
+        estimate, info = et.sharpness(fn, params, method=method)
+        assert info["converged"] and float(estimate) == pytest.approx(3.0, rel=1e-3)
+
+
+def test_power_iterations_residual_tolerance_changes_only_the_flag():
+    params, fn = tiny_problem()  # float32, as in training
+    key = jax.random.key(3)
+    estimate, info = et.sharpness(fn, params, key=key)
+    assert info["converged"]
+    assert float(info["residual"]) <= 0.1 * abs(float(estimate))
+    strict = et.PowerIteration(residual_tol=0.0)
+    again, strict_info = et.sharpness(fn, params, method=strict, key=key)
+    assert np.asarray(again).tobytes() == np.asarray(estimate).tobytes()
+    assert int(strict_info["num_hvps"]) == int(info["num_hvps"])
+    assert not strict_info["converged"]
+    with pytest.raises(ValueError, match="`residual_tol`"):
+        et.PowerIteration(residual_tol=-1.0)
+
+
+ESTIMATORS_ON_8 = {
+    "power": (et.PowerIteration(), 0.1),
+    "lanczos": (et.Lanczos(8), 1e-3),
+    "lobpcg": (et.LOBPCG(), 1e-3),
+    "directional": (et.DirectionalCurvature(), 0.1),
+}
+
+
+@eqx.filter_jit
+def estimate_on_8(estimator, matrix, vector, key):
+    fn = quadratic(matrix, vector)
+    return et.sharpness(fn, jnp.ones(8, matrix.dtype), method=estimator, key=key)
+
+
+@hypothesis.given(
+    eigenvalues=hnp.arrays(
+        np.float64,
+        8,
+        elements=st.floats(-10, 10).filter(lambda v: abs(v) > 1e-3),
+    ),
+    seed=st.integers(0, 2**16),
+    flip=st.booleans(),
+)
+def test_converged_means_a_small_relative_residual(eigenvalues, seed, flip):
+    if flip:  # a pair of opposite top eigenvalues, the power iteration's failure
+        eigenvalues[1] = -0.99 * eigenvalues[0]
+    with jax.enable_x64(True):
+        matrix, vector = random_quadratic(seed % 97, 8, eigenvalues)
+        for estimator, rtol in ESTIMATORS_ON_8.values():
+            estimate, info = estimate_on_8(
+                estimator, matrix, vector, jax.random.key(seed)
+            )
+            v = np.asarray(info["eigenvector"])
+            explicit = np.linalg.norm(matrix @ v - float(estimate) * v)
+            np.testing.assert_allclose(info["residual"], explicit, atol=1e-9)
+            if info["converged"]:
+                assert explicit <= rtol * abs(float(estimate)) * (1 + 1e-6) + 1e-9
+
+
+def test_directional_curvature_is_converged_along_an_eigenvector(x64):
+    matrix, _ = random_quadratic(2, 6, np.array([4.0, 3.0, 2.0, 1.0, 0.5, -1.0]))
+    fn = quadratic(matrix, jnp.zeros(6))
+    eigenvectors = np.linalg.eigh(np.asarray(matrix))[1]
+    # The gradient at an eigenvector of 3 is along it.
+    curvature, info = et.sharpness(
+        fn, jnp.asarray(eigenvectors[:, -2]), method="directional"
+    )
+    assert float(curvature) == pytest.approx(3.0) and info["converged"]
+    curvature, info = et.sharpness(fn, jnp.ones(6), method="directional")
+    assert not info["converged"] and float(info["residual"]) > 0.1 * abs(curvature)
+
+
+# --- One estimator per name, in `sharpness` and in the loop -------------------------
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("power", et.PowerIteration),
+        ("lanczos", et.Lanczos),
+        ("lobpcg", et.LOBPCG),
+        ("directional", et.DirectionalCurvature),
+    ],
+)
+def test_every_method_name_makes_an_estimator(name, kind):
+    from eqtuners._sharpness import METHODS, make_estimator
+
+    assert name in METHODS
+    estimator = make_estimator(name, prefix="sharpness_")
+    assert isinstance(estimator, kind)
+    params, fn = tiny_problem()
+    state = estimator.init(params)
+
+    @eqx.filter_jit
+    def track(estimator, state):
+        def measure(state, key):
+            estimate, state, info = estimator.update(fn, params, state, key)
+            return state, (estimate, info)
+
+        return jax.lax.scan(measure, state, jax.random.split(jax.random.key(0), 3))
+
+    final, (estimates, info) = track(estimator, state)
+    assert jax.tree.structure(final) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(state)):
+        assert a.shape == b.shape and a.dtype == b.dtype
+    assert set(info) == {"num_hvps", "converged", "residual", "top_k"}
+    assert estimates.shape == (3,) and np.all(np.isfinite(estimates))
+    one, _ = et.sharpness(fn, params, method=name)
+    if name == "directional":  # the same gradient every time
+        np.testing.assert_allclose(estimates, float(one), rtol=1e-5)
+    else:
+        np.testing.assert_allclose(estimates[-1], float(one), rtol=2e-2)
+
+
+def test_directional_curvature_gives_the_gradient_from_the_same_pass(x64):
+    from eqtuners._sharpness import value_grad_and_curvature
+
+    params, fn = tiny_problem()
+    value, grad, curvature, info = value_grad_and_curvature(fn, params)
+    assert float(value) == pytest.approx(float(fn(params)), rel=1e-14)
+    assert tree_allclose(grad, jax.grad(fn)(params), rtol=1e-12, atol=1e-14)
+    expected, _ = et.directional_curvature(fn, params, jax.grad(fn)(params))
+    assert float(curvature) == pytest.approx(float(expected), rel=1e-12)
+    assert int(info["num_hvps"]) == 1
+
+
+@pytest.mark.parametrize("method", ["lobpcg", "directional"])
+def test_new_method_names_work_in_train(method):
+    data = (jnp.asarray(tiny_data()[0]), jnp.asarray(tiny_data()[1]))
+    model = et.MLP(8, 10, (8,), key=jax.random.key(0))
+    result = et.train(
+        model,
+        et.Polyak(),
+        data,
+        4,
+        key=jax.random.key(1),
+        sharpness_every=2,
+        sharpness_method=method,
+        steps_per_call=4,
+    )
+    measured = result.history["sharpness"][::2]
+    assert np.all(np.isfinite(measured)) and np.all(
+        np.isnan(result.history["sharpness"][1::2])
+    )
+
+
+def tiny_data():
+    x = jax.random.normal(jax.random.key(1), (32, 8))
+    y = jax.random.randint(jax.random.key(2), (32,), 0, 10)
+    return x, y
+
+
+# --- Low precision ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("method", ["lanczos", "lobpcg", "directional"])
+def test_estimators_work_in_low_precision(dtype, method):
+    params, fn = tiny_problem()
+    x, y = tiny_data()
+    static = eqx.filter(
+        et.MLP(8, 10, (8,), key=jax.random.key(0)), eqx.is_inexact_array, inverse=True
+    )
+    low = jax.tree.map(lambda a: a.astype(dtype), params)
+
+    def low_fn(p):
+        return et.objective(eqx.combine(p, static), x.astype(dtype), y)
+
+    reference, _ = et.sharpness(fn, params, method=method, **_tight(method))
+    estimate, info = et.sharpness(low_fn, low, method=method)
+    assert estimate.dtype == dtype and info["top_k"].dtype == dtype
+    assert jax.tree.map(lambda a: a.dtype, info["eigenvector"]) == jax.tree.map(
+        lambda a: a.dtype, low
+    )
+    assert float(estimate) == pytest.approx(float(reference), rel=5e-2)
+    # Tracking: the state keeps its dtypes.
+    from eqtuners._sharpness import make_estimator
+
+    estimator = make_estimator(method)
+    state = estimator.init(low)
+    estimate, new_state, _ = eqx.filter_jit(
+        lambda e, p, s: e.update(low_fn, p, s, jax.random.key(0))
+    )(estimator, low, state)
+    assert jax.tree.map(lambda a: a.dtype, new_state) == jax.tree.map(
+        lambda a: a.dtype, state
+    )
+    assert float(estimate) == pytest.approx(float(reference), rel=5e-2)
+
+
+def _tight(method):
+    return {} if method == "directional" else {"tol": 1e-6}
+
+
+# --- Parameters that are not all floating point -------------------------------------
+
+
+class WithCounter(eqx.Module):
+    linear: eqx.nn.Linear
+    count: jax.Array
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda fn, p: et.sharpness(fn, p),
+        lambda fn, p: et.sharpness(fn, p, method="lanczos"),
+        lambda fn, p: et.sharpness(fn, p, method="lobpcg"),
+        lambda fn, p: et.sharpness(fn, p, method="directional"),
+        lambda fn, p: et.hessian_vector_product(fn, p, p),
+        lambda fn, p: et.directional_curvature(fn, p, p),
+        lambda fn, p: et.PowerIteration().run(fn, p),
+        lambda fn, p: et.Lanczos().run(fn, p),
+        lambda fn, p: et.LOBPCG().run(fn, p),
+        lambda fn, p: et.DirectionalCurvature().run(fn, p),
+        lambda fn, p: et.Lanczos().init(p),
+        lambda fn, p: et.LOBPCG().init(p),
+        lambda fn, p: _update(et.PowerIteration(), fn, p),
+        lambda fn, p: _update(et.Lanczos(), fn, p),
+        lambda fn, p: _update(et.LOBPCG(), fn, p),
+        lambda fn, p: _update(et.DirectionalCurvature(), fn, p),
+    ],
+)
+def test_integer_leaves_in_params_are_a_clear_error(call):
+    model = WithCounter(eqx.nn.Linear(3, 2, key=jax.random.key(0)), jnp.array(0))
+    params, static = eqx.partition(model, eqx.is_array)
+
+    def fn(p):
+        return jnp.sum(eqx.combine(p, static).linear(jnp.ones(3)) ** 2)
+
+    with pytest.raises(ValueError, match=r"\.count.*is_inexact_array"):
+        call(fn, params)
+
+
+def _update(estimator, fn, params):
+    """`update` from a state made for the floating-point part of `params`."""
+    state = estimator.init(eqx.filter(params, eqx.is_inexact_array))
+    return estimator.update(fn, params, state, jax.random.key(0))

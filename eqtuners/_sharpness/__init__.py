@@ -1,5 +1,6 @@
 from ._base import (
     AbstractSharpnessEstimator as AbstractSharpnessEstimator,
+    AbstractVectorEstimator as AbstractVectorEstimator,
     SharpnessInfo as SharpnessInfo,
     SharpnessState as SharpnessState,
 )
@@ -13,5 +14,10 @@ from ._hvp import (
     hessian_vector_product as hessian_vector_product,
     random_direction as random_direction,
 )
+from .directional import (
+    DirectionalCurvature as DirectionalCurvature,
+    value_grad_and_curvature as value_grad_and_curvature,
+)
 from .lanczos import Lanczos as Lanczos
+from .lobpcg import LOBPCG as LOBPCG
 from .power import PowerIteration as PowerIteration

@@ -1,13 +1,29 @@
-"""The interface shared by the sharpness estimators, and the tracker state.
+"""The interface shared by the sharpness estimators, and the tracker states.
 
 An estimator finds the top of the Hessian spectrum of an objective from
-Hessian-vector products alone, starting from a unit vector: `run(fn, params, start)
--> (estimate, eigenvector, info)`. To follow the sharpness along a training run, the
-loop keeps a `SharpnessState` (the last eigenvector and estimate) in its carry and
-calls `update`, which starts from that eigenvector when the estimator is warm-started
-and from a fresh random direction otherwise (and always the first time, or after a
-measurement that was not finite). The state has the structure, shapes and dtypes of
-`init(params)` forever, so tracking never recompiles the loop.
+Hessian-vector products alone. `run(fn, params, start, key=...)` measures once, from
+a unit vector `start` (or a random direction drawn with `key`). To follow the
+sharpness along a training run, the loop keeps the estimator's state (`init(params)`)
+in its carry and calls `update(fn, params, state, key)`, which starts from what the
+state holds when the estimator is warm-started and from random directions otherwise
+(and always the first time, or after a measurement that was not finite). A state has
+the structure, shapes and dtypes of `init(params)` forever, so tracking never
+recompiles the loop.
+
+**What `converged` means.** Every estimator reports, beside its estimate `lambda`
+and unit eigenvector `v`, the residual `||H v - lambda v||`, and `converged` is true
+only when that residual is small relative to the estimate:
+
+    ||H v - lambda v|| <= rtol * |lambda|
+
+(with `rtol` the estimator's `tol` for Lanczos and LOBPCG, whose stopping rule is
+this test, and its `residual_tol` for power iteration and the directional
+curvature). A small relative residual `rho` guarantees that some eigenvalue lies
+within `rho |lambda|` of `lambda` (and within `rho^2 |lambda|^2 / gap` when the
+others are `gap` away), so `converged` certifies the returned pair as an
+eigenpair. It does not certify that the eigenvalue is the *top* one: no method that
+sees `H` through a few products can (a start orthogonal to the top eigenvector never
+finds it).
 """
 
 import abc
@@ -19,6 +35,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
 from .._tree import tree_dot, tree_dtype
+from .._validation import checked_params
 from ._hvp import random_direction
 
 SharpnessInfo = dict[str, Array]
@@ -30,17 +47,22 @@ class SharpnessState(eqx.Module):
     - `eigenvector`: the last estimate's unit eigenvector, shaped like the
       parameters (zeros before the first measurement).
     - `estimate`: the last estimate (NaN before the first measurement).
+    - `others`: for a block estimator (`LOBPCG`), the other vectors of the last
+      block, next to the top eigenvector: a pytree like the parameters with a
+      leading axis of `block_size - 1` (zeros before the first measurement);
+      `None` for the single-vector estimators.
     """
 
     eigenvector: PyTree[Array]
     estimate: Scalar
+    others: PyTree[Array] | None = None
 
 
 class AbstractSharpnessEstimator(eqx.Module):
     """An estimator of the top Hessian eigenvalue from Hessian-vector products.
 
-    Concrete estimators implement `run`; `init` and `update` carry a warm start
-    between measurements.
+    Concrete estimators implement `run` (one measurement) and `init` and `update`
+    (tracking along a run, with a warm start when `warm_start` is true).
     """
 
     warm_start: eqx.AbstractVar[bool]
@@ -50,47 +72,78 @@ class AbstractSharpnessEstimator(eqx.Module):
         self,
         fn: Callable[[PyTree[Array]], Scalar],
         params: PyTree[Array],
-        start: PyTree[Array],
+        start: PyTree[Array] | None = None,
+        *,
+        key: PRNGKeyArray | None = None,
     ) -> tuple[Scalar, PyTree[Array], SharpnessInfo]:
         """Estimates the top eigenvalue of the Hessian of `fn` at `params`.
 
         **Arguments:**
 
         - `fn`: the objective, `params -> scalar`.
-        - `params`: where to measure.
-        - `start`: the starting vector, a unit vector shaped like `params`.
+        - `params`: where to measure: a pytree of floating-point arrays.
+        - `start`: the starting vector, a unit vector shaped like `params`; `None`
+          draws a random one with `key`.
+        - `key`: a JAX PRNG key for what is drawn at random (default
+          `jax.random.key(0)`).
 
         **Returns:** `(estimate, eigenvector, info)`, where `eigenvector` is a unit
         vector shaped like `params` and `info` is a dict of arrays with fixed keys,
         `num_hvps` (the Hessian-vector products used), `converged` (whether the
-        stopping rule was met), `residual` (`||H v - estimate v||` for the returned
-        eigenvector `v`) and `top_k` (the `k` top eigenvalues found, largest first,
-        with `top_k[0] == estimate`; `k` is fixed by the estimator).
+        returned pair has a small relative residual; see the module docstring),
+        `residual` (`||H v - estimate v||` for the returned eigenvector `v`) and
+        `top_k` (the `k` top eigenvalues found, largest first, with `top_k[0] ==
+        estimate`; `k` is fixed by the estimator).
+
+        **Raises:** `ValueError` when `params` holds a leaf that is not a
+        floating-point array.
         """
 
-    def init(self, params: PyTree[Array]) -> SharpnessState:
-        """The tracker state before the first measurement."""
-        return SharpnessState(
-            eigenvector=jax.tree.map(jnp.zeros_like, params),
-            estimate=jnp.full((), jnp.nan, tree_dtype(params)),
-        )
+    @abc.abstractmethod
+    def init(self, params: PyTree[Array]) -> PyTree[Array]:
+        """The tracker state before the first measurement: a pytree whose structure,
+        shapes and dtypes `update` keeps."""
 
+    @abc.abstractmethod
     def update(
         self,
         fn: Callable[[PyTree[Array]], Scalar],
         params: PyTree[Array],
-        state: SharpnessState,
+        state: PyTree[Array],
         key: PRNGKeyArray,
-    ) -> tuple[Scalar, SharpnessState, SharpnessInfo]:
-        """One measurement along a run: `run` from the warm start or from a random
-        direction drawn with `key`.
+    ) -> tuple[Scalar, PyTree[Array], SharpnessInfo]:
+        """One measurement along a run, from the state's warm start or from random
+        directions drawn with `key`.
 
-        **Returns:** `(estimate, state, info)`, the state holding this measurement.
+        **Returns:** `(estimate, state, info)`, the state holding this measurement
+        and `info` as for `run`.
         """
+
+
+def vector_state(params: PyTree[Array]) -> SharpnessState:
+    """The `SharpnessState` before the first measurement: a zero eigenvector shaped
+    like `params` and a NaN estimate."""
+    return SharpnessState(
+        eigenvector=jax.tree.map(jnp.zeros_like, params),
+        estimate=jnp.full((), jnp.nan, tree_dtype(params)),
+    )
+
+
+class AbstractVectorEstimator(AbstractSharpnessEstimator):
+    """An estimator that starts from one vector: its tracker state is a
+    `SharpnessState`, and a warm start is the previous eigenvector."""
+
+    def init(self, params: PyTree[Array]) -> SharpnessState:
+        checked_params("params", params)
+        return vector_state(params)
+
+    def update(self, fn, params, state: SharpnessState, key):
+        checked_params("params", params)
         start = random_direction(key, params)
         if self.warm_start:
             previous = state.eigenvector
             warm = jnp.isfinite(state.estimate) & (tree_dot(previous, previous) > 0)
             start = jax.tree.map(lambda a, b: jnp.where(warm, a, b), previous, start)
         estimate, eigenvector, info = self.run(fn, params, start)
+        estimate = estimate.astype(state.estimate.dtype)
         return estimate, SharpnessState(eigenvector, estimate), info

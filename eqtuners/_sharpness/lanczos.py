@@ -2,14 +2,15 @@ import functools
 from typing import NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int
 
-from .._validation import checked_float, checked_int
-from ._base import AbstractSharpnessEstimator
-from ._hvp import hessian_vector_product
+from .._tree import tree_dtype
+from .._validation import checked_float, checked_int, checked_params
+from ._base import AbstractVectorEstimator
+from ._hvp import flat_hessian, random_direction
 
 
 class LanczosResult(NamedTuple):
@@ -130,7 +131,7 @@ def lanczos(matvec, start, *, max_steps: int, tol, k: int = 1) -> LanczosResult:
     )
 
 
-class Lanczos(AbstractSharpnessEstimator):
+class Lanczos(AbstractVectorEstimator):
     """Lanczos for the largest algebraic Hessian eigenvalue (and the next `k - 1`).
 
     From a unit vector `q_1`, `m` Hessian-vector products build an orthonormal basis
@@ -160,6 +161,19 @@ class Lanczos(AbstractSharpnessEstimator):
     top positive one, which happens early in training or after a spike; for the
     stability of gradient descent with step size `s` what matters is `s * lambda_max
     < 2`, the largest algebraic eigenvalue.
+
+    **One vector cannot see multiplicity.** The Krylov space of one starting vector
+    holds a single direction of each eigenspace (the start's component there), so a
+    repeated eigenvalue shows up once: with `k=2` on the spectrum `{5, 5, 2, 1, 0.5,
+    0.1}`, Lanczos returns `top_k = [5, 2]`, correctly converged as Ritz pairs. The
+    same holds for power iteration. `LOBPCG` with `block_size` at least the
+    multiplicity returns `[5, 5]`.
+
+    **Precision.** The products run in the parameters' dtype; the basis, the
+    orthogonalisation and the tridiagonal eigenproblem run in float32 when the
+    parameters are in bfloat16 or float16 (in their own dtype when wider). The
+    residual then cannot fall below the products' rounding (about 1e-2 relative in
+    bfloat16), so a tolerance below it ends at `max_steps`, not converged.
 
     **Arguments:**
 
@@ -197,24 +211,24 @@ class Lanczos(AbstractSharpnessEstimator):
         self.k = checked_int("k", k, upper=self.max_steps)
         self.warm_start = bool(warm_start)
 
-    def run(self, fn, params, start):
-        flat_start, unravel = ravel_pytree(start)
-
-        def matvec(vector):
-            product = hessian_vector_product(fn, params, unravel(vector))
-            return ravel_pytree(product)[0]
-
+    def run(self, fn, params, start=None, *, key=None):
+        checked_params("params", params)
+        if start is None:
+            start = random_direction(jax.random.key(0) if key is None else key, params)
+        matvec, to_tree, from_tree = flat_hessian(fn, params)
+        flat_start = from_tree(start)
         k = min(self.k, flat_start.shape[0])
         result = lanczos(
             matvec, flat_start, max_steps=self.max_steps, tol=self.tol, k=k
         )
-        top_k = result.eigenvalues
+        dtype = tree_dtype(params)
+        top_k = result.eigenvalues.astype(dtype)
         if k < self.k:  # fewer parameters than k: pad, keeping the shape fixed
-            top_k = jnp.concatenate([top_k, jnp.full(self.k - k, jnp.nan, top_k.dtype)])
+            top_k = jnp.concatenate([top_k, jnp.full(self.k - k, jnp.nan, dtype)])
         info = {
             "num_hvps": result.num_steps,
             "converged": result.converged,
-            "residual": result.residuals[0],
+            "residual": result.residuals[0].astype(dtype),
             "top_k": top_k,
         }
-        return result.eigenvalues[0], unravel(result.eigenvector), info
+        return top_k[0], to_tree(result.eigenvector), info
