@@ -77,12 +77,10 @@ def run_train(model, tuner, data, num_steps, *, seed, estimator=None, every=10):
     by `estimator` every `every` steps (none when `estimator` is None), without the
     directional curvature."""
     if estimator is None:
-        measure = dict(sharpness_every=None)
+        measure = None
     else:
-        measure = dict(
-            sharpness_every=every,
-            sharpness_method=estimator,
-            track_directional_curvature=False,
+        measure = et.Measurements(
+            every, sharpness=estimator, directional_curvature=False
         )
     return et.train(
         model,
@@ -91,7 +89,8 @@ def run_train(model, tuner, data, num_steps, *, seed, estimator=None, every=10):
         num_steps,
         key=jax.random.key(seed),
         steps_per_call=min(100, num_steps),
-        **measure,
+        measure=measure,
+        progress=False,
     )
 
 

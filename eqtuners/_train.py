@@ -52,6 +52,7 @@ from ._measurements import (
     schedule_arrays,
 )
 from ._objective import objective
+from ._sharpness import DirectionalCurvature
 from ._stack import Stack
 from ._tree import tree_axpy, tree_dot
 from ._tuners import AbstractTuner
@@ -854,8 +855,9 @@ def train(
 
 
 def _warn_unconverged(history, estimator):
-    """One warning for the measurements whose estimate did not converge."""
-    if "sharpness_converged" not in history:
+    """One warning for the measurements whose estimate did not converge (not for
+    the curvature along the gradient, which is no eigenvalue estimate)."""
+    if estimator is None or isinstance(estimator, DirectionalCurvature):
         return
     converged = np.asarray(history["sharpness_converged"], float)
     measured = np.isfinite(converged)

@@ -66,6 +66,7 @@ class AbstractSharpnessEstimator(eqx.Module):
     """
 
     warm_start: eqx.AbstractVar[bool]
+    k: eqx.AbstractVar[int]  # the eigenvalues in `info["top_k"]`
 
     @abc.abstractmethod
     def run(

@@ -4,7 +4,7 @@ Hessian-vector products are computed forward over reverse (`jax.jvp` of `jax.gra
 about two or three gradients each, without forming the Hessian; an objective
 evaluated in chunks of examples gives products in the same chunks. Four estimators
 work on them, all behind `sharpness(fn, params, method=...)` and, by the same names,
-`train(..., sharpness_method=...)`:
+`train(..., measure=Measurements(sharpness=...))`:
 
 - `"power"` (the default): the paper's power iteration, `PowerIteration`: the
   eigenvalue of largest *magnitude*, stopped when the estimate changes by less than

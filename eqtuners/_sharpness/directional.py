@@ -52,12 +52,14 @@ class DirectionalCurvature(AbstractSharpnessEstimator):
 
     residual_tol: Array
     warm_start: bool = eqx.field(static=True)
+    k: int = eqx.field(static=True)  # always 1: the estimate alone
 
     def __init__(self, *, residual_tol=RESIDUAL_TOL):
         self.residual_tol = checked_float(
             "residual_tol", residual_tol, lower=0.0, lower_open=False
         )
         self.warm_start = False
+        self.k = 1
 
     def run(self, fn, params, start=None, *, key=None):
         """The curvature along `start` when given, else along the gradient of `fn`

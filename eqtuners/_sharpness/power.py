@@ -81,6 +81,7 @@ class PowerIteration(AbstractVectorEstimator):
     tol: Array
     max_iters: int = eqx.field(static=True)
     warm_start: bool = eqx.field(static=True)
+    k: int = eqx.field(static=True)  # always 1: the estimate alone
     residual_tol: Array
 
     def __init__(
@@ -94,6 +95,7 @@ class PowerIteration(AbstractVectorEstimator):
         self.tol = checked_float("tol", tol, lower=0.0, lower_open=False)
         self.max_iters = checked_int("max_iters", max_iters)
         self.warm_start = bool(warm_start)
+        self.k = 1
         self.residual_tol = checked_float(
             "residual_tol", residual_tol, lower=0.0, lower_open=False
         )
