@@ -396,11 +396,15 @@ def test_power_iteration_reports_a_stop_with_a_large_residual_as_not_converged(
         expected, num_hvps = papers_power_iteration(fn, params, key)
         assert np.asarray(estimate).tobytes() == np.asarray(expected).tobytes()
         assert int(info["num_hvps"]) == int(num_hvps)
-        assert 1.19 <= float(estimate) <= 2.87
+        # Far from the top eigenvalue: 1.19 to 2.86 with the random
+        # starts, -2.68 to 2.92 with today's (drawn for the flat vector).
+        assert abs(float(estimate)) < 0.98 * 3.0
         v = np.asarray(info["eigenvector"])
         explicit = np.linalg.norm(matrix @ v - float(estimate) * v)
         np.testing.assert_allclose(info["residual"], explicit, rtol=1e-8)
-        assert explicit > 0.3 * abs(float(estimate)) and not info["converged"]
+        # A residual of a fifth of the estimate or more (0.7 to 1.8 here), twice
+        # the tolerance of `converged`.
+        assert explicit > 0.2 * abs(float(estimate)) and not info["converged"]
     # The estimators that stop on the residual find the top eigenvalue.
     for method in ("lanczos", "lobpcg"):
         estimate, info = et.sharpness(fn, params, method=method)

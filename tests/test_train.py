@@ -142,6 +142,7 @@ def test_mini_batches_cover_the_data_without_replacement_each_epoch():
         tuner_axis=None,
         stacked=False,
         vmap_runs=False,
+        examples=None,
     )
     x = jnp.arange(18.0)  # the examples are their own indices; 18 % 4 == 2 left out
     order = (jnp.arange(18), jnp.asarray(4))
