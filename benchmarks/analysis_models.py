@@ -149,10 +149,10 @@ def run_model(name, model, params, stepsizes, config, args) -> dict:
     summaries, curves = {}, []
     for run_name, (tuner, tuner_config) in runs.items():
         run = RunDirectory(
-            args.out / name / run_name,
-            config | tuner_config | {"steps": args.steps},
-            seed=args.seed,
+            args.out / name / run_name, config | tuner_config | {"steps": args.steps}
         )
+        run.discard()  # a new run of the script replaces the last one's rows
+        run.start({"seed": args.seed})
         start = time.perf_counter()
         trajectory = simulate(model, tuner, params, args.steps)
         history = {k: np.asarray(v) for k, v in trajectory.history.items()}
@@ -161,7 +161,7 @@ def run_model(name, model, params, stepsizes, config, args) -> dict:
             "seconds": round(time.perf_counter() - start, 2)
         }
         diverged = not np.all(np.isfinite(history["loss"]))
-        run.finish("diverged" if diverged else "completed", summary)
+        run.set_status("diverged" if diverged else "completed", summary=summary)
         summaries[run_name] = summary
         fixed = tuner_config.get("stepsize")
         label = f"GD {fixed:g}" if fixed else tuner_config["tuner"]

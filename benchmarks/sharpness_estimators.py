@@ -843,7 +843,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     config["estimator_settings"] = {name: repr(e) for name, e in ESTIMATORS.items()}
-    run = RunDirectory(args.out, config, seed=args.seed)
+    run = RunDirectory(args.out, config)
+    run.start({"seed": args.seed})
     summary = {}
     for part in args.parts:
         summary[part] = PARTS[part](args, args.out)
@@ -851,7 +852,7 @@ def main(argv=None) -> dict:
             json.dumps(summary[part], indent=2, default=float) + "\n"
         )
     brief = {k: v for k, v in summary.items() if k != "power_residuals"}
-    run.finish("completed", brief)
+    run.set_status("completed", summary=brief)
     everything = {"config": config, "meta": run.meta, **summary}
     (args.out / "summary.json").write_text(
         json.dumps(everything, indent=2, default=float) + "\n"

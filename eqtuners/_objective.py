@@ -44,6 +44,15 @@ def data_loss(
     - `x`, `y`: inputs and integer labels, with the examples on the leading axis.
     - `chunk_size`: evaluate this many examples at a time (`None`: all at once).
     """
+    return _mean_over_examples(
+        lambda xi, yi: squared_loss(model(xi), yi), x, y, chunk_size
+    )
+
+
+def _mean_over_examples(per_example, x, y, chunk_size) -> Scalar:
+    """The mean of `per_example(x[i], y[i])` over the examples, `chunk_size` at a
+    time in a `lax.map` (whose body is rematerialised under differentiation), or
+    all at once."""
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"`x` and `y` must hold the same number of examples, got {x.shape[0]} "
@@ -51,17 +60,12 @@ def data_loss(
         )
     checked_int("chunk_size", chunk_size, allow_none=True)
 
-    def example_loss(example):
-        xi, yi = example
-        return squared_loss(model(xi), yi)
+    def one(example):
+        return per_example(*example)
 
     if chunk_size is None or chunk_size >= x.shape[0]:
-        losses = jax.vmap(example_loss)((x, y))
-    else:
-        losses = jax.lax.map(
-            jax.checkpoint(example_loss), (x, y), batch_size=chunk_size
-        )
-    return jnp.mean(losses)
+        return jnp.mean(jax.vmap(one)((x, y)))
+    return jnp.mean(jax.lax.map(jax.checkpoint(one), (x, y), batch_size=chunk_size))
 
 
 def weight_penalty(model) -> Scalar:
@@ -104,17 +108,8 @@ def accuracy(
     - `model`, `x`, `y`, `chunk_size`: as for `data_loss` (the test split of a
       `Dataset`, say).
     """
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"`x` and `y` must hold the same number of examples, got {x.shape[0]} "
-            f"and {y.shape[0]}."
-        )
-    checked_int("chunk_size", chunk_size, allow_none=True)
 
-    def correct(example):
-        xi, yi = example
+    def correct(xi, yi):
         return (jnp.argmax(model(xi)) == yi).astype(jnp.float32)
 
-    if chunk_size is None or chunk_size >= x.shape[0]:
-        return jnp.mean(jax.vmap(correct)((x, y)))
-    return jnp.mean(jax.lax.map(correct, (x, y), batch_size=chunk_size))
+    return _mean_over_examples(correct, x, y, chunk_size)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from benchmarks import compare_tuners
+from benchmarks._rundir import RunDirectory, read_history
 from benchmarks.paper import cli
-from benchmarks.paper._rundir import RunDirectory, read_history
 from benchmarks.paper.suites import SUITES
 
 

@@ -18,8 +18,8 @@ import jax
 import eqtuners as et
 from eqtuners._measurements import measurement_set
 
+from .._rundir import RunDirectory
 from ._report import write_report
-from ._rundir import RunDirectory
 from ._runner import DataCache, chunk_size_of, group_runs, run_group, run_sweep
 from ._suite import RunResult, WorkloadResult
 

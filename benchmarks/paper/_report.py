@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._rundir import write_json
+from .._rundir import write_json
 
 
 @dataclasses.dataclass

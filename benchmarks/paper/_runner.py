@@ -20,8 +20,8 @@ import numpy as np
 
 import eqtuners as et
 
+from .._rundir import COMPLETED, INTERRUPTED, RunDirectory, write_json
 from ._config import RunConfig, SweepConfig
-from ._rundir import COMPLETED, INTERRUPTED, RunDirectory, write_json
 
 
 class DataCache:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import eqtuners as et
 
+from .._rundir import RunDirectory
 from ._config import RunConfig
 from ._orchestrate import UserError, estimate_seconds, run_suite
-from ._rundir import RunDirectory
 from ._runner import DataCache, group_runs
 from ._suite import SCALES, override
 from .suites import SUITES
