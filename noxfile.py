@@ -9,9 +9,10 @@ nox.options.reuse_existing_virtualenvs = True
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite; arguments go to pytest (`nox -s tests -- -k armijo`)."""
+    """The test suite in two processes, a test file each at a time; arguments go to
+    pytest (`nox -s tests -- -k armijo`; `-- -n 0` for one process)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-n", "2", "--dist", "loadfile", *session.posargs)
 
 
 @nox.session

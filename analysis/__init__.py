@@ -19,8 +19,8 @@ It imports `eqtuners` and is never imported by it.
 - Figures (`analysis.plots`, drawn from `eqtuners.train(...).history`): the paper's
   four panels for a group of runs (`plot_panels`), the stochastic suite by batch
   size (`plot_batch_size_grid`), its Figure 6 (`plot_polyak_zoom`) and Figure 7
-  (`plot_cap_sweep`), and sharpness against step size (`plot_phase_portrait`); a
-  run is a `Curve`.
+  (`plot_cap_sweep`), sharpness against step size (`plot_phase_portrait`), and
+  Hessian spectral densities (`plot_spectral_densities`); a run is a `Curve`.
 """
 
 from ._armijo_boundary import largest_armijo_stepsize as largest_armijo_stepsize

@@ -12,6 +12,8 @@
   constant-step GD at the same steps.
 - `plot_phase_portrait`: sharpness against step size, with the curves of the
   top-eigenmode quadratic model.
+- `plot_spectral_densities`: Hessian spectral densities (stochastic Lanczos
+  quadrature) side by side, log density.
 
 A run is a `Curve`. Every function writes one image, whose format the suffix of
 `path` gives (`.png`, `.pdf`, `.svg`), and returns its path. The figures share
@@ -37,6 +39,7 @@ these conventions:
 - a run without measurements simply has no curve on the measured panels.
 """
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -419,6 +422,94 @@ def plot_cap_sweep(
     add_legend(fig, handles + more_handles, labels + more_labels, row.notes)
     if title:
         fig.suptitle(title)
+    return save(fig, path)
+
+
+def plot_spectral_densities(
+    panels: Mapping[str, Mapping[str, tuple]],
+    path: str | Path,
+    *,
+    title: str = "",
+    colors: Mapping[str, object] | None = None,
+    num_points: int = 600,
+) -> Path:
+    """Spectral densities of the Hessian side by side: a panel per key of
+    `panels`, a curve per quadrature in it (for instance a batch size per panel,
+    the start of training and the end of each tuner's run as curves).
+
+    Each quadrature, `(nodes, weights)` as `eqtuners.spectral_density` returns it,
+    is smoothed by `eqtuners.spectral_density_on_grid` with one Gaussian width per
+    panel (1/100 of the span of its nodes) on one grid, so the curves of a panel
+    compare. The density axis is logarithmic: the bulk near zero is orders of
+    magnitude above the outliers, which carry the sharpness (Ghorbani, Krishnan and
+    Xiao 2019). A curve labelled "start" is drawn black and dashed.
+
+    **Arguments:**
+
+    - `panels`: panel title -> (curve label -> `(nodes, weights)`).
+    - `path`, `title`: as for `plot_panels`.
+    - `colors`: curve label -> colour (default: the colour cycle, by first
+      appearance, so a label has one colour in every panel).
+    - `num_points`: the grid's size, >= 2.
+
+    **Returns:** `path`, as a `Path`.
+
+    **Raises:** `ValueError` if `panels` or one of its panels is empty, or a
+    quadrature is not a pair of arrays of one shape.
+    """
+    import eqtuners as et
+
+    if not isinstance(panels, Mapping) or not panels:
+        raise ValueError(
+            "`panels` must be a non-empty mapping: panel title -> (curve label -> "
+            f"(nodes, weights)), got {panels!r}."
+        )
+    colors = dict(colors or {})
+    for curves in panels.values():
+        if not isinstance(curves, Mapping) or not curves:
+            raise ValueError(
+                "Each panel must be a non-empty mapping: curve label -> (nodes, "
+                f"weights), got {curves!r}."
+            )
+        for label in curves:
+            if label != "start" and label not in colors:
+                colors[label] = f"C{len(colors) % 10}"
+    fig = new_figure(figsize=(max(4.2 * len(panels), 8.0), 4.0))
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
+    for ax, (name, curves) in zip(axes, panels.items()):
+        nodes = np.concatenate([np.ravel(q[0]) for q in curves.values()])
+        weights = np.concatenate([np.ravel(q[1]) for q in curves.values()])
+        probes = max(np.atleast_2d(q[0]).shape[0] for q in curves.values())
+        span = max(np.ptp(nodes), np.max(np.abs(nodes)), 1e-12)
+        width = span / 100
+        grid = np.linspace(nodes.min() - 5 * width, nodes.max() + 5 * width, num_points)
+        for label, quadrature in curves.items():
+            _, density = et.spectral_density_on_grid(
+                tuple(quadrature), width=width, grid=grid
+            )
+            style = (
+                {"color": "black", "linestyle": "--"}
+                if label == "start"
+                else {"color": colors[label]}
+            )
+            ax.plot(grid, np.maximum(np.asarray(density), 1e-12), label=label, **style)
+        ax.set_yscale("log")
+        # Low enough to show the bump of the lightest node (an outlier eigenvalue
+        # carries a weight of about 1 / number of parameters).
+        lightest = np.min(weights[weights > 0], initial=1.0)
+        ax.set_ylim(bottom=0.1 * lightest / (width * np.sqrt(2 * np.pi) * probes))
+        ax.set_xlabel("eigenvalue of the Hessian")
+        ax.set_ylabel("density")
+        ax.set_title(name, fontsize="medium")
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
+    if title:
+        fig.suptitle(textwrap.fill(title, 80))
     return save(fig, path)
 
 

@@ -40,9 +40,15 @@ from ._sharpness import (
     Lanczos as Lanczos,
     PowerIteration as PowerIteration,
     SharpnessState as SharpnessState,
+    SpectralQuadrature as SpectralQuadrature,
+    blockwise_sharpness as blockwise_sharpness,
     directional_curvature as directional_curvature,
+    hessian_trace as hessian_trace,
     hessian_vector_product as hessian_vector_product,
+    most_negative_eigenvalue as most_negative_eigenvalue,
     sharpness as sharpness,
+    spectral_density as spectral_density,
+    spectral_density_on_grid as spectral_density_on_grid,
 )
 from ._stack import Stack as Stack, stack as stack
 from ._train import (

@@ -1,6 +1,16 @@
-import hypothesis
-import jax
-import pytest
+import os
+
+# The tests compile hundreds of small programs and run each for a moment: LLVM's
+# optimisation passes cost more than they save (a quarter of the suite's time).
+# Appended to the flags a user set; read when the first computation starts.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+)
+
+import hypothesis  # noqa: E402
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # Property-based tests: a fixed, small budget so the suite stays fast on 2 cores.
 hypothesis.settings.register_profile(
@@ -14,3 +24,15 @@ def x64():
     """Runs a test with 64-bit floats (for comparisons with dense references)."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_code():
+    """Frees the compiled code of each test module once it has run.
+
+    Every XLA:CPU executable holds memory mappings until its caches drop it; a
+    whole suite in one process reached Linux's limit of 65,530 mappings
+    (`vm.max_map_count`) and crashed inside the compiler.
+    """
+    yield
+    jax.clear_caches()

@@ -61,6 +61,12 @@ def test_every_suite_writes_its_runs_figures_and_report(out, suite):
                 history["train_loss"][-1]
             )
         assert (run / "checkpoint.eqx").exists()
+        if config.get("spectrum"):
+            with np.load(run / "spectrum.npz") as spectra:
+                weights = spectra["start_weights"]
+                np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-4)
+                assert np.isfinite(spectra["start_nodes"]).all()
+                assert ("end_nodes" in spectra) == (meta["status"] == "completed")
     figures = sorted((out / suite / "figures").glob("*.png"))
     assert figures and all(f.stat().st_size > 10_000 for f in figures)
     report = json.loads((out / suite / "report.json").read_text())

@@ -13,6 +13,7 @@ from analysis.plots import (
     plot_panels,
     plot_phase_portrait,
     plot_polyak_zoom,
+    plot_spectral_densities,
     running_mean,
     running_median,
 )
@@ -314,6 +315,40 @@ def test_legacy_entry_points(tmp_path):
     assert_png(plot_phase_portrait(curves, tmp_path / "b.png", title="t"))
 
 
+def test_spectral_densities_share_a_grid_and_keep_colours(tmp_path, figures):
+    rng = np.random.default_rng(0)
+
+    def quadrature(top):
+        nodes = np.sort(rng.normal(0, 0.1, (2, 10)), axis=1)[:, ::-1]
+        nodes[:, 0] = top
+        weights = np.full((2, 10), 0.099)
+        weights[:, 0] = 0.001
+        return nodes, weights
+
+    panels = {
+        "batch 64": {"start": quadrature(5.0), "end: GD": quadrature(2.0)},
+        "batch 256": {"end: Armijo": quadrature(9.0), "end: GD": quadrature(3.0)},
+    }
+    path = plot_spectral_densities(panels, tmp_path / "s.png", title="spectra")
+    assert_png(path)
+    (fig,) = figures
+    left, right = fig.get_axes()
+    assert left.get_yscale() == "log" and left.get_title() == "batch 64"
+    lines = {line.get_label(): line for line in left.get_lines()}
+    assert lines["start"].get_linestyle() == "--"
+    grid = lines["start"].get_xdata()
+    np.testing.assert_array_equal(lines["end: GD"].get_xdata(), grid)
+    assert grid.min() < -0.1 and grid.max() > 5.0  # covers every node of the panel
+    # The outlier's bump (weight 0.001 at 5.0) stands above the axis's bottom.
+    at_outlier = lines["start"].get_ydata()[np.argmin(np.abs(grid - 5.0))]
+    assert at_outlier > 10 * left.get_ylim()[0]
+    colours = {
+        line.get_label(): to_rgba(line.get_color()) for line in right.get_lines()
+    }
+    assert colours["end: GD"] == to_rgba(lines["end: GD"].get_color())
+    assert colours["end: Armijo"] != colours["end: GD"]
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -336,6 +371,14 @@ def test_legacy_entry_points(tmp_path):
         (lambda p: plot_batch_size_grid({256: deterministic_curves()}, p), "steps_"),
         (lambda p: plot_cap_sweep({}, p), "`polyak`"),
         (lambda p: plot_polyak_zoom(deterministic_curves(), p), "`curve`"),
+        (lambda p: plot_spectral_densities({}, p), "`panels`"),
+        (lambda p: plot_spectral_densities({"a": {}}, p), "Each panel"),
+        (
+            lambda p: plot_spectral_densities(
+                {"a": {"x": (np.ones((2, 3)), np.ones((2, 4)))}}, p
+            ),
+            "one shape",
+        ),
     ],
 )
 def test_bad_input(tmp_path, call, match):

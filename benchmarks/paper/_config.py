@@ -94,11 +94,13 @@ class RunConfig:
     weight_decay: float = 1e-4
     steps_per_call: int = 100
     batch_measurements: bool = False
+    spectrum: bool = False
 
     def to_json(self) -> dict:
         config = dataclasses.asdict(self)
-        if not self.batch_measurements:  # the names of runs made before it existed
-            del config["batch_measurements"]
+        for field in ("batch_measurements", "spectrum"):
+            if not config[field]:  # the names of runs made before it existed
+                del config[field]
         return config
 
     @property

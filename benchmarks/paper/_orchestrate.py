@@ -20,7 +20,14 @@ from eqtuners._measurements import measurement_set
 
 from .._rundir import RunDirectory
 from ._report import write_report
-from ._runner import DataCache, chunk_size_of, group_runs, run_group, run_sweep
+from ._runner import (
+    DataCache,
+    build_model,
+    chunk_size_of,
+    group_runs,
+    run_group,
+    run_sweep,
+)
 from ._suite import RunResult, WorkloadResult
 
 
@@ -73,7 +80,7 @@ def read_results(suite_dir: Path, workload, configs, sweep) -> WorkloadResult:
     runs = []
     for c in configs:
         directory = RunDirectory(suite_dir / "runs" / c.name, c.to_json())
-        runs.append(RunResult(c, directory.history(), directory.meta))
+        runs.append(RunResult(c, directory.history(), directory.meta, directory.path))
     return WorkloadResult(workload, runs, sweep)
 
 
@@ -128,13 +135,7 @@ def estimate_seconds(suite, workloads, data: DataCache, out: Path) -> list[tuple
 
 
 def _seconds_per_step(config, dataset, tuner, steps=4) -> float:
-    model = et.make_model(
-        config.model,
-        dataset.input_shape,
-        dataset.num_classes,
-        key=jax.random.key(0),
-        width=config.width,
-    )
+    model = build_model(config.model, config.width, dataset, jax.random.key(0))
     options = dict(
         key=jax.random.key(0),
         batch_size=config.batch_size,
@@ -161,13 +162,7 @@ def _seconds_per_run(config, dataset) -> float:
 def _seconds_per_measurement(config, dataset) -> float:
     """One measurement: the estimator and the curvature along a direction on the
     measurement set (and the full training loss for a mini-batch run)."""
-    model = et.make_model(
-        config.model,
-        dataset.input_shape,
-        dataset.num_classes,
-        key=jax.random.key(0),
-        width=config.width,
-    )
+    model = build_model(config.model, config.width, dataset, jax.random.key(0))
     params, static = eqx.partition(model, eqx.is_inexact_array)
     measure = config.measurements()
     x, y = measurement_set(measure, dataset.train_x, dataset.train_y)

@@ -22,6 +22,7 @@ import eqtuners as et
 
 from .._rundir import COMPLETED, INTERRUPTED, RunDirectory, write_json
 from ._config import RunConfig, SweepConfig
+from ._spectrum import write_spectra
 
 
 class DataCache:
@@ -262,6 +263,8 @@ def run_group(configs: list[RunConfig], data, out: Path, progress) -> list[str]:
     for (c, d), (diverged, params), model in zip(todo, final, models):
         trained = eqx.combine(params, eqx.partition(model, eqx.is_inexact_array)[1])
         accuracy = et.accuracy(trained, data.test_x, data.test_y, chunk_size)
+        if c.spectrum:
+            write_spectra(c, d.path, model, trained, data, chunk_size)
         d.set_status(
             COMPLETED if diverged is None else f"diverged at step {diverged}",
             finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

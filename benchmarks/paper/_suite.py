@@ -28,6 +28,8 @@ class Workload:
     - `every`: steps between measurements (`None`: `steps // measurements`).
     - `batch_measurements`: also measure the batch curvature, batch sharpness and
       batch top eigenvalue (`eqtuners.Measurements`).
+    - `spectrum`: also estimate the Hessian's spectral density on the measurement
+      set at the start and at the end of each run (`eqtuners.spectral_density`).
     - `sweep_steps`, `sweep_data`: the step-size sweep (full batch, on `sweep_data`,
       by default `data`); `stepsizes` skips it.
     """
@@ -44,6 +46,7 @@ class Workload:
     estimator: str = "power"
     examples: int | None = None
     batch_measurements: bool = False
+    spectrum: bool = False
     chunk_size: int | None = None
     seeds: tuple[int, ...] = (0,)
     sweep_steps: int = 500
@@ -78,6 +81,7 @@ class Workload:
             estimator=self.estimator,
             examples=self.examples,
             batch_measurements=self.batch_measurements,
+            spectrum=self.spectrum,
             chunk_size=self.chunk_size,
             steps_per_call=min(self.steps_per_call, steps),
         )
@@ -97,11 +101,12 @@ class Workload:
 
 
 class RunResult(NamedTuple):
-    """A run read back from its directory."""
+    """A run read back from its directory (`path`)."""
 
     config: RunConfig
     history: dict[str, np.ndarray]
     meta: dict
+    path: Path
 
 
 class WorkloadResult(NamedTuple):
@@ -119,7 +124,8 @@ class Suite:
     - `needs_sweep`: whether the workloads' fixed step sizes come from the sweep.
     - `claims(results)`: the paper's claims checked on the results.
     - `figures(results, directory)`: draws the figures, returns their paths.
-    - `minutes`: the expected wall time per scale, `(2 CPU cores, one GPU)`.
+    - `minutes`: the measured wall time per scale, `(2 CPU cores, one GPU)`, `None`
+      where not measured (a scale missing here: neither was).
     """
 
     name: str
@@ -130,7 +136,9 @@ class Suite:
     needs_sweep: bool
     claims: Callable[[list[WorkloadResult]], list]
     figures: Callable[[list[WorkloadResult], Path], list[Path]]
-    minutes: dict[str, tuple[float | None, float | None]]
+    minutes: dict[str, tuple[float | None, float | None]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 def _dedupe(workloads):

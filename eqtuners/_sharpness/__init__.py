@@ -21,3 +21,11 @@ from .directional import (
 from .lanczos import Lanczos as Lanczos
 from .lobpcg import LOBPCG as LOBPCG
 from .power import PowerIteration as PowerIteration
+from .spectrum import (
+    SpectralQuadrature as SpectralQuadrature,
+    blockwise_sharpness as blockwise_sharpness,
+    hessian_trace as hessian_trace,
+    most_negative_eigenvalue as most_negative_eigenvalue,
+    spectral_density as spectral_density,
+    spectral_density_on_grid as spectral_density_on_grid,
+)

@@ -204,10 +204,4 @@ SUITE = Suite(
     needs_sweep=True,
     claims=check_full_batch_claims,
     figures=figures,
-    minutes={
-        "paper": (None, None),
-        "offline": (None, None),
-        "cpu": (None, None),
-        "smoke": (None, None),
-    },
 )

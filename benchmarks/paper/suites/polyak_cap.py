@@ -138,10 +138,4 @@ SUITE = Suite(
     needs_sweep=False,
     claims=check_cap_claims,
     figures=figures,
-    minutes={
-        "paper": (None, None),
-        "offline": (None, None),
-        "cpu": (None, None),
-        "smoke": (None, None),
-    },
 )

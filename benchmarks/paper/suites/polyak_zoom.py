@@ -128,10 +128,4 @@ SUITE = Suite(
     needs_sweep=False,
     claims=check_zoom_claims,
     figures=figures,
-    minutes={
-        "paper": (None, None),
-        "offline": (None, None),
-        "cpu": (None, None),
-        "smoke": (None, None),
-    },
 )

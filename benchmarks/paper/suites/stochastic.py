@@ -195,16 +195,22 @@ def _polyak(runs, where) -> list[Claim]:
     ]
 
 
+def batch_size_groups(runs, seed) -> dict[int, list]:
+    """Batch size -> the `Curve`s of the runs of `seed` at that batch size, in
+    epochs."""
+    groups = {}
+    for r in runs:
+        if r.config.seed == seed:
+            per_epoch = r.meta["num_examples"] // r.config.batch_size
+            groups.setdefault(r.config.batch_size, []).append(curve(r, per_epoch))
+    return groups
+
+
 def figures(results, directory):
     paths = []
     for result in results:
         for seed in result.workload.seeds:
-            groups = {}
-            for r in result.runs:
-                if r.config.seed != seed:
-                    continue
-                per_epoch = r.meta["num_examples"] // r.config.batch_size
-                groups.setdefault(r.config.batch_size, []).append(curve(r, per_epoch))
+            groups = batch_size_groups(result.runs, seed)
             name = f"{result.workload.model}-{result.workload.data.slug()}-s{seed}"
             paths.append(
                 plot_batch_size_grid(
@@ -225,10 +231,4 @@ SUITE = Suite(
     needs_sweep=True,
     claims=check_minibatch_claims,
     figures=figures,
-    minutes={
-        "paper": (None, None),
-        "offline": (None, None),
-        "cpu": (None, None),
-        "smoke": (None, None),
-    },
 )

@@ -22,13 +22,13 @@ claim S1 for Armijo-SGD; S2 checks the Edge of Stochastic Stability's prediction
 for SGD (step x batch sharpness near 2); Polyak-SGD's two numbers are reported.
 """
 
-from analysis.plots import plot_batch_size_grid
+from analysis.plots import plot_batch_size_grid, plot_spectral_densities
 
 from .._config import DataSpec, TunerSpec
 from .._report import Claim, median_second_half
+from .._spectrum import LANCZOS_STEPS, PROBES, read_spectra
 from .._suite import Suite, Workload
-from .deterministic import curve
-from .stochastic import BATCHES
+from .stochastic import BATCHES, batch_size_groups
 
 TUNERS = (TunerSpec("armijo"), TunerSpec("polyak"))
 MEASURE = dict(
@@ -37,6 +37,7 @@ MEASURE = dict(
     examples=1024,
     estimator="lanczos",
     batch_measurements=True,
+    spectrum=True,
 )
 
 
@@ -79,6 +80,7 @@ SCALES = {
             examples=64,
             estimator="lanczos",
             batch_measurements=True,
+            spectrum=True,
             sweep_steps=4,
             steps_per_call=4,
         ),
@@ -170,13 +172,7 @@ def figures(results, directory):
     paths = []
     for result in results:
         for seed in result.workload.seeds:
-            groups = {}
-            for r in result.runs:
-                if r.config.seed == seed:
-                    per_epoch = r.meta["num_examples"] // r.config.batch_size
-                    groups.setdefault(r.config.batch_size, []).append(
-                        curve(r, per_epoch)
-                    )
+            groups = batch_size_groups(result.runs, seed)
             name = f"{result.workload.model}-{result.workload.data.slug()}-s{seed}"
             for key, what in (
                 ("sharpness", "full-batch sharpness"),
@@ -191,7 +187,32 @@ def figures(results, directory):
                         sharpness_key=key,
                     )
                 )
+            paths.append(
+                _spectra_figure(result, seed, directory / f"{name}-spectrum.png")
+            )
     return paths
+
+
+def _spectra_figure(result, seed, path):
+    """The spectral density at the start (the same model for every run of a seed)
+    and at the end of each run, a panel per batch size."""
+    panels = {}
+    for r in result.runs:
+        if r.config.seed != seed:
+            continue
+        spectra = read_spectra(r.path)
+        panel = panels.setdefault(f"batch size {r.config.batch_size}", {})
+        if "start" in spectra:
+            panel.setdefault("start", spectra["start"])
+        if "end" in spectra:
+            panel[f"end: {r.config.tuner.label}"] = spectra["end"]
+    return plot_spectral_densities(
+        {name: curves for name, curves in panels.items() if curves},
+        path,
+        title=f"{result.workload.label}: Hessian spectral density on the measurement "
+        f"set (stochastic Lanczos quadrature, {PROBES} probes x {LANCZOS_STEPS} "
+        f"steps), seed {seed}",
+    )
 
 
 SUITE = Suite(
@@ -204,10 +225,4 @@ SUITE = Suite(
     needs_sweep=True,
     claims=check_curvature_claims,
     figures=figures,
-    minutes={
-        "paper": (None, None),
-        "offline": (None, None),
-        "cpu": (None, None),
-        "smoke": (None, None),
-    },
 )
