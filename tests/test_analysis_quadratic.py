@@ -331,3 +331,22 @@ def test_armijo_on_convex_slices_returns_the_grid_step_under_the_root(
     # ...and the tuner returns the largest trial step below it.
     expected = float(armijo_grid_stepsize(largest, gamma_max, factor))
     assert_is_grid_step(step, expected, largest, factor)
+
+
+def test_largest_armijo_stepsize_is_the_first_failure_where_it_holds_again(x64):
+    # Along -grad at w = 0 the step is s = w. The Armijo margin of
+    # f(w) = -w + 0.1 w^2 + bump(w) fails where the bump rises above (1 - c) w, on
+    # an interval around 0.7, and holds again past it up to w ~ 10.
+    c = 1e-4
+
+    def fn(w):
+        w = w[0]
+        return -w + 0.1 * w**2 + jnp.exp(-(((w - 0.7) / 0.05) ** 2))
+
+    w = jnp.zeros(1)
+    grid = jnp.linspace(0.3, 12.0, 200_001)
+    holds = armijo_holds(fn, w, c, grid)
+    first_failure = float(grid[np.argmin(holds)])
+    assert 0.6 < first_failure < 0.7 and holds[grid > 1.0][0]  # it holds again
+    found = float(largest_armijo_stepsize(fn, w, c))
+    assert found == pytest.approx(first_failure, abs=1e-4)
