@@ -93,6 +93,12 @@ def write_json(path: Path, obj) -> None:
     os.replace(temporary, path)
 
 
+def write_rows(path: Path, rows: list) -> None:
+    """A benchmark's result rows with the environment they were measured in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {**environment(), "rows": rows})
+
+
 def _is_key(x) -> bool:
     return isinstance(x, jax.Array) and jax.dtypes.issubdtype(
         x.dtype, jax.dtypes.prng_key

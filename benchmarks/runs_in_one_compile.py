@@ -32,7 +32,7 @@ import numpy as np
 
 import eqtuners as et
 
-from ._rundir import environment
+from ._rundir import write_rows
 
 GRIDS = {
     "constant": lambda r: [et.Constant(s) for s in np.geomspace(0.1, 0.8, r)],
@@ -124,10 +124,7 @@ def main(argv=None) -> list[dict]:
             row["evals_per_step_under_vmap"] = round(float(evals.max(0).mean()), 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "runs_in_one_compile.json").write_text(
-        json.dumps({**environment(), "rows": rows}, indent=2, default=str) + "\n"
-    )
+    write_rows(args.out / "runs_in_one_compile.json", rows)
     return rows
 
 

@@ -52,7 +52,7 @@ def main(argv=None) -> list[dict]:
 
     import eqtuners as et
 
-    from ._rundir import environment
+    from ._rundir import write_rows
 
     if jax.device_count() < most:
         raise SystemExit(
@@ -131,10 +131,7 @@ def main(argv=None) -> list[dict]:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scaling.json").write_text(
-        json.dumps({**environment(), "rows": rows}, indent=2, default=str) + "\n"
-    )
+    write_rows(args.out / "scaling.json", rows)
     return rows
 
 

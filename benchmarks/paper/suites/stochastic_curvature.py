@@ -22,15 +22,17 @@ claim S1 for Armijo-SGD; S2 checks the Edge of Stochastic Stability's prediction
 for SGD (step x batch sharpness near 2); Polyak-SGD's two numbers are reported.
 """
 
+import dataclasses
+
 from analysis.plots import plot_batch_size_grid, plot_spectral_densities
 
-from .._config import DataSpec, TunerSpec
+from .._config import TunerSpec
 from .._report import Claim, median_second_half
 from .._spectrum import LANCZOS_STEPS, PROBES, read_spectra
-from .._suite import Suite, Workload
-from .stochastic import BATCHES, batch_size_groups
+from .._suite import Suite
+from . import stochastic
+from .stochastic import TUNERS, batch_size_groups
 
-TUNERS = (TunerSpec("armijo"), TunerSpec("polyak"))
 MEASURE = dict(
     every=None,
     measurements=25,
@@ -41,50 +43,17 @@ MEASURE = dict(
 )
 
 
-def _workload(model, data, sweep_data, epochs, **kwargs):
-    options = dict(batch_sizes=BATCHES, **MEASURE) | kwargs
-    return Workload(model, data, epochs=epochs, sweep_data=sweep_data, **options)
+def _with_curvature(workloads, **changes):
+    """The stochastic suite's workloads, measuring the curvature of mini-batches."""
+    return tuple(dataclasses.replace(w, **(MEASURE | changes)) for w in workloads)
 
 
+# The stochastic suite's workloads; on CPU 3 epochs instead of 5.
 SCALES = {
-    "paper": tuple(
-        _workload(m, DataSpec("cifar10"), DataSpec("cifar10", subset=4096), 20)
-        for m in ("mlp", "vgg11", "resnet34")
-    ),
-    "offline": tuple(
-        _workload(
-            m,
-            DataSpec("fashion_mnist", pad_to=32),
-            DataSpec("fashion_mnist", subset=4096, pad_to=32),
-            20,
-        )
-        for m in ("mlp", "vgg11", "resnet34")
-    ),
-    "cpu": (
-        _workload(
-            "mlp",
-            DataSpec("fashion_mnist"),
-            DataSpec("fashion_mnist", subset=1024),
-            3,
-            sweep_steps=300,
-        ),
-    ),
-    "smoke": (
-        Workload(
-            "mlp",
-            DataSpec("digits", subset=512),
-            width=0.5,
-            batch_sizes=(64,),
-            epochs=1,
-            every=4,
-            examples=64,
-            estimator="lanczos",
-            batch_measurements=True,
-            spectrum=True,
-            sweep_steps=4,
-            steps_per_call=4,
-        ),
-    ),
+    "paper": _with_curvature(stochastic.SCALES["paper"]),
+    "offline": _with_curvature(stochastic.SCALES["offline"]),
+    "cpu": _with_curvature(stochastic.SCALES["cpu"], epochs=3),
+    "smoke": _with_curvature(stochastic.SCALES["smoke"], every=4, examples=64),
 }
 
 
@@ -105,66 +74,63 @@ def _medians(run):
     )
 
 
+def _claim(claim_id, text, label, medians, holds, reported=False) -> Claim:
+    measured = {
+        f"batch {b}": f"full {f:.3g}, batch {g:.3g}"
+        for b, (f, g) in medians.items()
+        if None not in (f, g)
+    }
+    return Claim(claim_id, text, label, measured, holds, reported=reported)
+
+
 def check_curvature_claims(results) -> list[Claim]:
     claims = []
     for result in results:
         batches = sorted(result.workload.batch_sizes)
+        label = result.workload.label
         for seed in result.workload.seeds:
-            runs = [r for r in result.runs if r.config.seed == seed]
-            label = result.workload.label
-            by = {(r.config.tuner.kind, r.config.batch_size): r for r in runs}
-            armijo = {b: _medians(by[("armijo", b)]) for b in batches}
+            by = {
+                (r.config.tuner.kind, r.config.batch_size): r
+                for r in result.runs
+                if r.config.seed == seed
+            }
+            armijo, sgd, polyak = (
+                {b: _medians(by[(kind, b)]) for b in batches}
+                for kind in ("armijo", "constant", "polyak")
+            )
             known = all(None not in v for v in armijo.values())
-            claims.append(
-                Claim(
+            claims += [
+                _claim(
                     "S1",
                     "Armijo-SGD keeps step x batch sharpness at or below 2 at every "
                     "batch size while step x full-batch sharpness exceeds 2 at the "
                     "smallest batch (medians over the second half)",
                     label,
-                    {
-                        f"batch {b}": f"full {f:.3g}, batch {g:.3g}"
-                        for b, (f, g) in armijo.items()
-                        if None not in (f, g)
-                    },
+                    armijo,
                     (
                         all(g <= 2 for _, g in armijo.values())
                         and armijo[batches[0]][0] > 2
                     )
                     if known
                     else None,
-                )
-            )
-            sgd = {b: _medians(by[("constant", b)]) for b in batches}
-            claims.append(
-                Claim(
+                ),
+                _claim(
                     "S2",
                     "SGD: step x batch sharpness in [1.5, 2.5] at every batch size "
                     "(the edge of stochastic stability), medians over the second half",
                     label,
-                    {
-                        f"batch {b}": f"full {f:.3g}, batch {g:.3g}"
-                        for b, (f, g) in sgd.items()
-                        if None not in (f, g)
-                    },
+                    sgd,
                     all(None not in v and 1.5 <= v[1] <= 2.5 for v in sgd.values()),
-                )
-            )
-            polyak = {b: _medians(by[("polyak", b)]) for b in batches}
-            claims.append(
-                Claim(
+                ),
+                _claim(
                     "S3",
                     "Polyak-SGD: step x full-batch and step x batch sharpness",
                     label,
-                    {
-                        f"batch {b}": f"full {f:.3g}, batch {g:.3g}"
-                        for b, (f, g) in polyak.items()
-                        if None not in (f, g)
-                    },
+                    polyak,
                     None,
                     reported=True,
-                )
-            )
+                ),
+            ]
     return claims
 
 
