@@ -426,11 +426,12 @@ def draw_four_panels(
             )
             uses.add("edge" if edge_style == "--" else "edge_dotted")
 
-        # Step size; zero steps (failed searches) are marked on the bottom edge. A
+        # Step size; zero steps (failed searches) are marked on the bottom edge, but
+        # not the row where a run stopped on a non-finite loss (no step was taken). A
         # fixed step is a flat line that a tuner at its cap would hide: it goes on top.
         on_top = {"zorder": 2.5} if curve.fixed_stepsize is not None else {}
         _per_step(step_panel, x, stepsize, window, diverged, line | on_top)
-        zero = stepsize == 0
+        zero = (stepsize == 0) & np.isfinite(loss)
         if zero.any():
             step_panel.ax.plot(
                 x[zero],

@@ -179,9 +179,11 @@ def test_minibatch_without_training_loss_is_a_minibatch_loss(tmp_path, figures):
 
 
 def test_diverged_unmeasured_and_failed_runs(tmp_path, figures):
+    diverged = history(stepsize=4.0, diverge_at=30)
+    diverged["stepsize"][-1] = 0.0  # where the run stopped: no step, not a failure
     curves = [
         Curve("GD 0.5", history(stepsize=0.5), 0.5),
-        Curve("GD 4", history(stepsize=4.0, diverge_at=30), 4.0),
+        Curve("GD 4", diverged, 4.0),
         Curve("unmeasured", history(measured=False)),
         Curve("Armijo", history(stepsize=0.03, zero_steps=[5, 50, 51])),
     ]
