@@ -199,12 +199,12 @@ def plot_batch_size_grid(
         figsize=(4 * _PANEL_SIZE[0], len(rows) * (_PANEL_SIZE[1] + 0.35) + 1.4)
     )
     subfigs = np.atleast_1d(fig.subfigures(len(rows), 1))
-    uses, notes = set(), []
+    uses, row_notes = set(), {}
     for subfig, (batch_size, curves) in zip(subfigs, rows.items()):
         axes = subfig.subplots(1, 4)
         row = draw_four_panels(axes, curves, colors, window=window, keys=keys)
         uses |= row.uses
-        notes += [n for n in row.notes if n not in notes and not n.startswith("Epoch")]
+        row_notes[batch_size] = [n for n in row.notes if not n.startswith("Epoch")]
         per_epoch = sorted({c.steps_per_epoch for c in curves})
         steps = "step" if per_epoch == [1] else "steps"
         subfig.suptitle(
@@ -214,10 +214,20 @@ def plot_batch_size_grid(
             fontsize="medium",
             fontweight="bold",
         )
-    _legend(fig, every, colors, uses, notes, window)
+    _legend(fig, every, colors, uses, _merged_notes(row_notes), window)
     if title:
         fig.suptitle(title)
     return save(fig, path)
+
+
+def _merged_notes(row_notes: Mapping[int, list[str]]) -> list[str]:
+    """The rows' notes, once: a note that every row has as is, the others (how
+    often a row was measured) prefixed with their row's batch size."""
+    shared = set.intersection(*(set(n) for n in row_notes.values()))
+    notes = [n for n in next(iter(row_notes.values())) if n in shared]
+    for batch_size, own in row_notes.items():
+        notes += [f"Batch size {batch_size}: {n}" for n in own if n not in shared]
+    return notes
 
 
 def plot_polyak_zoom(
