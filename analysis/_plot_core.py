@@ -558,7 +558,7 @@ STYLE_ENTRIES = {
         {"color": "0.3", "linestyle": ":", "linewidth": 1.0},
     ),
     "two": (
-        "step size × sharpness = 2 (edge of stability)",
+        "step size × {sharpness} = 2 (edge of stability)",
         {"color": "black", "linestyle": ":", "linewidth": 1.2},
     ),
     "diverged": (
@@ -572,13 +572,16 @@ STYLE_ENTRIES = {
 }
 
 
-def style_entries(uses: set[str], window: int) -> tuple[list, list[str]]:
-    """Legend entries for the reference lines and markers named in `uses`."""
+def style_entries(
+    uses: set[str], window: int, sharpness: str = "sharpness"
+) -> tuple[list, list[str]]:
+    """Legend entries for the reference lines and markers named in `uses`; the line
+    at 2 names the curvature drawn (`sharpness`, as `quantity` names it)."""
     handles, labels = [], []
     for name, (label, style) in STYLE_ENTRIES.items():
         if name in uses:
             handles.append(handle(**style))
-            labels.append(label.format(window=window))
+            labels.append(label.format(window=window, sharpness=sharpness))
     return handles, labels
 
 

@@ -144,7 +144,7 @@ def plot_panels(
     axes = fig.subplots(1, 4)
     colors = label_colors(curves)
     row = draw_four_panels(axes, curves, colors, window=window, keys=keys)
-    _legend(fig, curves, colors, row.uses, row.notes, window)
+    _legend(fig, curves, colors, row.uses, row.notes, window, sharpness_key)
     if title:
         fig.suptitle(title)
     return save(fig, path)
@@ -214,7 +214,7 @@ def plot_batch_size_grid(
             fontsize="medium",
             fontweight="bold",
         )
-    _legend(fig, every, colors, uses, _merged_notes(row_notes), window)
+    _legend(fig, every, colors, uses, _merged_notes(row_notes), window, sharpness_key)
     if title:
         fig.suptitle(title)
     return save(fig, path)
@@ -618,7 +618,7 @@ def plot_phase_portrait(
     return save(fig, path)
 
 
-def _legend(fig, curves, colors, uses, notes, window):
+def _legend(fig, curves, colors, uses, notes, window, sharpness_key="sharpness"):
     """One entry per run label (in its colour and style), then the reference lines
     and markers that were drawn."""
     handles, labels, seen = [], [], set()
@@ -634,7 +634,7 @@ def _legend(fig, curves, colors, uses, notes, window):
             )
         )
         labels.append(legend_label(curve))
-    more_handles, more_labels = style_entries(uses, window)
+    more_handles, more_labels = style_entries(uses, window, quantity(sharpness_key))
     add_legend(fig, handles + more_handles, labels + more_labels, notes)
 
 

@@ -228,6 +228,8 @@ def test_other_columns_by_name(tmp_path, figures):
     assert axes[1].get_ylabel() == "batch sharpness"
     product = axes[3].get_lines()[0].get_ydata()
     assert np.allclose(product, (h["stepsize"] * h["batch_sharpness"])[::10])
+    labels, _ = legend_texts(figures[0])
+    assert "step size × batch sharpness = 2 (edge of stability)" in labels
 
 
 def test_batch_size_grid_keeps_colours_across_rows(tmp_path, figures):

@@ -2,7 +2,7 @@
 4096 on the whole training set; SGD at the two step sizes of the deterministic
 sweep, Armijo-SGD and Polyak-SGD whose check uses the step's own mini-batch.
 
-    python -m benchmarks.paper stochastic --scale cpu      # MINUTES_CPU here
+    python -m benchmarks.paper stochastic --scale cpu      # 4.1 minutes on 2 CPU cores
     python -m benchmarks.paper stochastic --scale paper    # CIFAR10, one GPU
 
 Scales:
@@ -231,4 +231,5 @@ SUITE = Suite(
     needs_sweep=True,
     claims=check_minibatch_claims,
     figures=figures,
+    minutes={"cpu": (4.1, None)},
 )
