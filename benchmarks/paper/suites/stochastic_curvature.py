@@ -4,13 +4,16 @@ the batch sharpness (the mean curvature of fresh mini-batch objectives along the
 own gradients, Andreyev and Beneventano's "Edge of Stochastic Stability") and the
 mean top eigenvalue of mini-batch Hessians.
 
-    python -m benchmarks.paper stochastic_curvature --scale cpu   # MINUTES_CPU here
+    python -m benchmarks.paper stochastic_curvature --scale cpu  # 8.5 min, 2 cores
 
-Scales: `paper` (MLP, VGG11, ResNet34 on CIFAR10), `offline` (Fashion-MNIST padded
-to 32x32), `cpu` (the paper's MLP on all 60,000 Fashion-MNIST images, 3 epochs,
-the sharpness by warm-started Lanczos on 1024 random training examples), `smoke`
-(a narrow MLP on 512 digits, the tests). SGD runs at the largest stable step of the
-deterministic sweep.
+Scales: the stochastic suite's workloads (`paper`: MLP, VGG11, ResNet34 on CIFAR10;
+`offline`: Fashion-MNIST padded to 32x32; `cpu`: the paper's MLP on all 60,000
+Fashion-MNIST images, here 3 epochs; `smoke`: a narrow MLP on 512 digits, the
+tests), measured 25 times per run on 1024 random training examples, the sharpness by
+warm-started Lanczos. SGD runs at the largest stable step of the deterministic
+sweep. At the start and the end of every run the Hessian's spectral density on the
+same examples is estimated by stochastic Lanczos quadrature and drawn, a panel per
+batch size.
 
 The question (the paper's open one): at batch 256 Armijo-SGD runs "above the edge
 of stability" (step x full-batch sharpness > 2), at 4096 it behaves like Armijo-GD.
@@ -191,4 +194,5 @@ SUITE = Suite(
     needs_sweep=True,
     claims=check_curvature_claims,
     figures=figures,
+    minutes={"cpu": (8.5, None)},
 )
