@@ -31,6 +31,11 @@ And, to study what mini-batch tuners see (off by default):
   Hessians of `batches` fresh mini-batches, each by the sharpness estimator, warm-
   started from this measurement's full-batch estimate.
 
+And the spectrum past its top (off by default):
+
+- `hessian_trace` (and its `_stderr`): the trace of the Hessian on the measurement
+  set by Hutchinson's estimator (`eqtuners.hessian_trace`), one product per probe.
+
 Each of `sharpness`, `batch_curvature`, `batch_sharpness` and
 `batch_top_eigenvalue` has its product with the step size beside it
 (`stepsize_x_...`). For a full-batch run the "mini-batch" is the training set, so
@@ -50,6 +55,7 @@ from jax import lax
 from ._sharpness import (
     AbstractSharpnessEstimator,
     directional_curvature,
+    hessian_trace,
     make_estimator,
 )
 from ._validation import checked_int
@@ -96,6 +102,8 @@ class Measurements(eqx.Module):
       measure these (see the module docstring).
     - `batches`: the fresh mini-batches of `batch_sharpness` and
       `batch_top_eigenvalue`, >= 2.
+    - `hessian_trace`: the probes of the Hutchinson trace estimate (0: the trace is
+      not measured; otherwise >= 2).
 
     **Raises:** `ValueError` naming the argument for a value out of range.
     """
@@ -110,6 +118,7 @@ class Measurements(eqx.Module):
     batch_sharpness: bool = eqx.field(static=True)
     batch_top_eigenvalue: bool = eqx.field(static=True)
     batches: int = eqx.field(static=True)
+    hessian_trace: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -124,6 +133,7 @@ class Measurements(eqx.Module):
         batch_sharpness: bool = False,
         batch_top_eigenvalue: bool = False,
         batches: int | np.integer = 8,
+        hessian_trace: int | np.integer = 0,
     ):
         self.every = checked_int("every", every, allow_none=True)
         if zoom is not None:
@@ -143,6 +153,12 @@ class Measurements(eqx.Module):
         self.batch_sharpness = bool(batch_sharpness)
         self.batch_top_eigenvalue = bool(batch_top_eigenvalue)
         self.batches = checked_int("batches", batches, lower=2)
+        self.hessian_trace = checked_int("hessian_trace", hessian_trace, lower=0)
+        if self.hessian_trace == 1:
+            raise ValueError(
+                "`hessian_trace` must be 0 (not measured) or at least 2 probes (the "
+                "standard error needs two), got 1."
+            )
 
     def probe(self) -> "Probe":
         """What is measured, without the schedule: the part the compiled loop
@@ -154,6 +170,7 @@ class Measurements(eqx.Module):
             self.batch_sharpness,
             self.batch_top_eigenvalue,
             self.batches,
+            self.hessian_trace,
         )
 
 
@@ -166,6 +183,7 @@ class Probe(eqx.Module):
     batch_sharpness: bool = eqx.field(static=True)
     batch_top_eigenvalue: bool = eqx.field(static=True)
     batches: int = eqx.field(static=True)
+    hessian_trace: int = eqx.field(static=True)
 
     def keys(self) -> list[str]:
         """The measured columns, without the products with the step size."""
@@ -182,6 +200,8 @@ class Probe(eqx.Module):
             ("batch_top_eigenvalue", self.batch_top_eigenvalue),
         ):
             keys += [name, f"{name}_stderr"] if on else []
+        if self.hessian_trace:
+            keys += ["hessian_trace", "hessian_trace_stderr"]
         return keys
 
     def measure(
@@ -235,6 +255,15 @@ class Probe(eqx.Module):
             measured |= self._fresh_batches(
                 objective_on, x, y, batch_size, params, tracker, batches_key
             )
+        if self.hessian_trace:
+            trace, trace_info = hessian_trace(
+                sharp_fn,
+                params,
+                num_samples=self.hessian_trace,
+                key=jax.random.fold_in(batches_key, 1),  # leaves the others' keys
+            )
+            measured["hessian_trace"] = trace
+            measured["hessian_trace_stderr"] = trace_info["stderr"]
         return {k: jnp.asarray(v, value.dtype) for k, v in measured.items()}, tracker
 
     def _fresh_batches(self, objective_on, x, y, batch_size, params, tracker, key):

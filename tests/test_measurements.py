@@ -139,3 +139,31 @@ def test_every_method_name_works_in_the_loop():
             progress=False,
         ).history
         assert np.isfinite(history["sharpness"]).all(), name
+
+
+def test_the_hessian_trace_on_the_schedule_matches_the_dense_trace(x64):
+    x, y = (jnp.asarray(a) for a in small_data(32))
+    x = x.astype(jnp.float64)
+    model = linear_model()
+    measure = et.Measurements(2, sharpness="directional", hessian_trace=300)
+    history = et.train(
+        model,
+        et.Constant(1e-3),
+        (x, y),
+        3,
+        key=jax.random.key(0),
+        measure=measure,
+        progress=False,
+    ).history
+    _, hessian, _ = dense_references(model, x, y)
+    trace, stderr = history["hessian_trace"][0], history["hessian_trace_stderr"][0]
+    assert 0 < stderr < 0.05 * np.trace(hessian)
+    assert abs(trace - np.trace(hessian)) < 4 * stderr
+    measured = np.isfinite(history["hessian_trace"])
+    np.testing.assert_array_equal(measured, [True, False, True])
+
+
+def test_a_trace_of_one_probe_is_refused():
+    with pytest.raises(ValueError, match="`hessian_trace`"):
+        et.Measurements(hessian_trace=1)
+    assert "hessian_trace" not in et.Measurements().probe().keys()
