@@ -114,12 +114,14 @@ class JaxLOBPCG(et.AbstractSharpnessEstimator):
     target: float = eqx.field(static=True)
     max_iters: int = eqx.field(static=True)
     warm_start: bool = eqx.field(static=True)
+    k: int = eqx.field(static=True)  # 1: `top_k` holds the estimate alone
 
     def __init__(self, block_size=2, target=TARGET, max_iters=100):
         self.block_size = block_size
         self.target = target
         self.max_iters = max_iters
         self.warm_start = True
+        self.k = 1
 
     def _solve(self, fn, params, block):
         matvec, to_tree, from_tree = flat_hessian(fn, params)

@@ -2,7 +2,7 @@
 
 import json
 
-from benchmarks import step_time
+from benchmarks import sharpness_estimators, step_time
 
 
 def test_step_time_times_ours_and_optax_and_writes_its_files(tmp_path):
@@ -14,3 +14,26 @@ def test_step_time_times_ours_and_optax_and_writes_its_files(tmp_path):
     meta = json.loads((tmp_path / "step_time.json").read_text())
     assert meta["rows"] == rows and meta["git_revision"]
     assert (tmp_path / "step_time.csv").read_text().startswith("model,")
+
+
+def test_the_tracking_overhead_part_runs_every_kind_of_estimator(tmp_path):
+    summary = sharpness_estimators.main(
+        [
+            "--parts",
+            "overhead",
+            "--overhead-steps",
+            "10",
+            "--repeats",
+            "1",
+            "--overhead-configs",
+            "jax_lobpcg_b2",
+            "lobpcg_b2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    lines = summary["overhead"]["tuners"]["polyak"]
+    assert {"none", "jax_lobpcg_b2", "lobpcg_b2"} <= set(lines)
+    assert lines["lobpcg_b2"]["measurements"] == 2  # steps 0 and 9 (the last)
+    assert lines["lobpcg_b2"]["hvps_per_measurement"] > 0
+    assert (tmp_path / "overhead.json").exists()
