@@ -29,7 +29,17 @@ def main(session: nox.Session) -> None:
     (`python -m benchmarks.paper deterministic --scale cpu --dataset digits`;
     arguments go to it, e.g. `nox -s main -- --steps 500`)."""
     session.install("-e", ".[plot]")
-    session.run("python", "-m", "benchmarks.compare_tuners", *session.posargs)
+    session.run(
+        "python",
+        "-m",
+        "benchmarks.paper",
+        "deterministic",
+        "--scale",
+        "cpu",
+        "--dataset",
+        "digits",
+        *session.posargs,
+    )
 
 
 @nox.session(default=False)

@@ -1,49 +1,6 @@
 """What the training loop measures besides the step itself, and when.
 
-`Measurements` groups every option about measuring, as diffrax's `SaveAt` groups
-the output times of a solve: a new kind of measurement is a new field here, never a
-new argument of `train`. On the schedule (every `every` steps from step 0, every step
-of the `zoom` window, and always at the last step), the loop measures, at the
-parameters *before* the step:
-
-- `train_loss`: the full training objective (chunked; for a full-batch run it is the
-  step's own loss);
-- `sharpness`: the top Hessian eigenvalue of the objective on the measurement set,
-  by the chosen estimator, with its `sharpness_residual` (`||Hv - lambda v||`),
-  `sharpness_num_hvps` (Hessian-vector products used) and `sharpness_converged`
-  (1 when the returned pair has a small residual, 0 when not);
-- `stepsize_x_sharpness`: the step size times the sharpness (the edge of stability
-  is 2);
-- `directional_curvature`: `g^T H g / ||g||^2` along the step's gradient `g`, for the
-  Hessian `H` of the measurement set (one more product).
-
-And, to study what mini-batch tuners see (off by default):
-
-- `batch_curvature`: the curvature of the step's own mini-batch objective `f_B`
-  along its own gradient `g_B`, `g_B^T H_B g_B / ||g_B||^2` (one product on the
-  batch). An Armijo search on `f_B` along `-g_B` accepts at most `2(1-c) /
-  batch_curvature` on a quadratic, whatever the full-batch sharpness.
-- `batch_sharpness` (and `batch_sharpness_stderr`): the mean of that curvature over
-  `batches` fresh mini-batches of the run's batch size, with its standard error: the
-  "batch sharpness" of Andreyev and Beneventano ("Edge of Stochastic Stability",
-  2024), the quantity that mini-batch SGD keeps near `2 / step size`.
-- `batch_top_eigenvalue` (and its `_stderr`): the mean top eigenvalue of the
-  Hessians of `batches` fresh mini-batches, each by the sharpness estimator, warm-
-  started from this measurement's full-batch estimate.
-
-And the spectrum past its top (off by default):
-
-- `hessian_trace` (and its `_stderr`): the trace of the Hessian on the measurement
-  set by Hutchinson's estimator (`eqtuners.hessian_trace`), one product per probe.
-
-Each of `sharpness`, `batch_curvature`, `batch_sharpness` and
-`batch_top_eigenvalue` has its product with the step size beside it
-(`stepsize_x_...`). For a full-batch run the "mini-batch" is the training set, so
-the batch quantities are measured once on it.
-
-The measurement set is the whole training set, or a random subset of `examples`
-examples drawn once with `seed` (never the first ones: a dataset stored in any order
-gives a representative set).
+The columns each measurement writes are listed in `Measurements`.
 """
 
 import equinox as eqx
@@ -79,7 +36,55 @@ WITH_STEPSIZE = (
 
 
 class Measurements(eqx.Module):
-    """The measurement schedule and what is measured on it (see the module docstring).
+    """The measurement schedule and what is measured on it: the history's columns.
+
+    `Measurements` groups every option about measuring, as diffrax's `SaveAt` groups
+    the output times of a solve: a new kind of measurement is a new field here,
+    never a new argument of `train`. On the schedule (every `every` steps from step
+    0, every step of the `zoom` window, and always at the last step), the loop
+    measures, at the parameters *before* the step:
+
+    - `train_loss`: the full training objective (chunked; for a full-batch run it is
+      the step's own loss);
+    - `sharpness`: the top Hessian eigenvalue of the objective on the measurement
+      set, by the chosen estimator, with its `sharpness_residual` (`||Hv - lambda
+      v||`), `sharpness_num_hvps` (Hessian-vector products used) and
+      `sharpness_converged` (1 when the returned pair has a small residual, 0 when
+      not);
+    - `stepsize_x_sharpness`: the step size times the sharpness (the edge of
+      stability is 2);
+    - `directional_curvature`: `g^T H g / ||g||^2` along the step's gradient `g`,
+      for the Hessian `H` of the measurement set (one more product).
+
+    And, to study what mini-batch tuners see (off by default):
+
+    - `batch_curvature`: the curvature of the step's own mini-batch objective `f_B`
+      along its own gradient `g_B`, `g_B^T H_B g_B / ||g_B||^2` (one product on the
+      batch). An Armijo search on `f_B` along `-g_B` accepts at most `2(1-c) /
+      batch_curvature` on a quadratic, whatever the full-batch sharpness.
+    - `batch_sharpness` (and `batch_sharpness_stderr`): the mean of that curvature
+      over `batches` fresh mini-batches of the run's batch size, with its standard
+      error: the "batch sharpness" of Andreyev and Beneventano ("Edge of Stochastic
+      Stability", 2024), the quantity that mini-batch SGD keeps near `2 / step
+      size`.
+    - `batch_top_eigenvalue` (and its `_stderr`): the mean top eigenvalue of the
+      Hessians of `batches` fresh mini-batches, each by the sharpness estimator,
+      warm-started from this measurement's full-batch estimate.
+
+    And the spectrum past its top (off by default):
+
+    - `hessian_trace` (and its `_stderr`): the trace of the Hessian on the
+      measurement set by Hutchinson's estimator (`eqtuners.hessian_trace`), one
+      product per probe.
+
+    Each of `sharpness`, `batch_curvature`, `batch_sharpness` and
+    `batch_top_eigenvalue` has its product with the step size beside it
+    (`stepsize_x_...`). For a full-batch run the "mini-batch" is the training set,
+    so the batch quantities are measured once on it.
+
+    The measurement set is the whole training set, or a random subset of `examples`
+    examples drawn once with `seed` (never the first ones: a dataset stored in any
+    order gives a representative set).
 
     **Arguments:**
 
@@ -99,7 +104,7 @@ class Measurements(eqx.Module):
       `Lanczos(tol=1e-2)`.
     - `directional_curvature`: whether to measure the curvature along the gradient.
     - `batch_curvature`, `batch_sharpness`, `batch_top_eigenvalue`: whether to
-      measure these (see the module docstring).
+      measure these (see above).
     - `batches`: the fresh mini-batches of `batch_sharpness` and
       `batch_top_eigenvalue`, >= 2.
     - `hessian_trace`: the probes of the Hutchinson trace estimate (0: the trace is
@@ -216,7 +221,7 @@ class Probe(eqx.Module):
         tracker,
         key,
     ):
-        """One measurement at `params` (see the module docstring).
+        """One measurement at `params` (see `Measurements`).
 
         **Arguments:**
 

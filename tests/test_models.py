@@ -155,3 +155,8 @@ def test_mlp_names_a_wrong_input_size():
     model = et.make_model("mlp", (8, 8, 1), 10, key=jax.random.key(0))
     with pytest.raises(ValueError, match="takes inputs of 64 numbers"):
         jax.eval_shape(model, jnp.zeros((7, 7, 1)))
+
+
+def test_a_plain_int_key_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"jax\.random\.key\(seed\)"):
+        et.make_model("mlp", (8, 8, 1), 10, key=0)

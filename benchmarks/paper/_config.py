@@ -69,7 +69,7 @@ class TunerSpec:
         return f"{self.kind}{self.value:.4g}"
 
 
-def _hash(obj) -> str:
+def short_hash(obj) -> str:
     text = json.dumps(obj, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
@@ -109,7 +109,7 @@ class RunConfig:
         width = "" if self.width == 1.0 else f"-w{self.width:.3g}"
         return (
             f"{self.model}{width}-{self.data.slug()}-{batch}-{self.tuner.slug()}"
-            f"-s{self.seed}-{_hash(self.to_json())}"
+            f"-s{self.seed}-{short_hash(self.to_json())}"
         )
 
     def group_key(self):
@@ -154,7 +154,7 @@ class SweepConfig:
         width = "" if self.width == 1.0 else f"-w{self.width:.3g}"
         return (
             f"sweep-{self.model}{width}-{self.data.slug()}-{self.steps}steps"
-            f"-{_hash(dataclasses.asdict(self))}"
+            f"-{short_hash(dataclasses.asdict(self))}"
         )
 
 

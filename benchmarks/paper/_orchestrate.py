@@ -46,7 +46,10 @@ def prepare(suite, workloads, data: DataCache):
             if sweep is not None:
                 data(sweep.data)
         except et.DatasetNotFoundError as error:
-            raise UserError(" ".join(str(error).split())) from None
+            raise UserError(
+                " ".join(str(error).split())
+                + " On this command line, give the folder with --data-dir."
+            ) from None
         except ValueError as error:
             raise UserError(f"{w.label}: {error}") from None
         n = dataset.train_x.shape[0]

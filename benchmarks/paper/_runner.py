@@ -49,12 +49,19 @@ def build_model(name, width, data, key):
     return et.make_model(name, data.input_shape, data.num_classes, key=key, width=width)
 
 
+def sweep_outcome(config: SweepConfig, out: Path) -> dict | None:
+    """The outcome of the sweep already in `out/sweeps/`, or `None`."""
+    path = out / "sweeps" / f"{config.name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def run_sweep(config: SweepConfig, data: et.Dataset, out: Path, progress) -> dict:
     """GD at every step size of the grid (one stacked run), or the outcome already
     in `out/sweeps/`. Returns the outcomes and the two largest stable steps."""
+    done = sweep_outcome(config, out)
+    if done is not None:
+        return done
     path = out / "sweeps" / f"{config.name}.json"
-    if path.exists():
-        return json.loads(path.read_text())
     print(f"Sweep: GD at {len(config.grid)} step sizes, {config.steps} steps each.")
     model_key, train_key = jax.random.split(jax.random.key(config.seed))
     model = build_model(config.model, config.width, data, model_key)
@@ -207,7 +214,7 @@ def run_group(configs: list[RunConfig], data, out: Path, progress) -> list[str]:
     dirs = [RunDirectory(out / "runs" / c.name, c.to_json()) for c in configs]
     todo = [(c, d) for c, d in zip(configs, dirs) if not d.done]
     if not todo:
-        return [d.status for d in dirs]
+        return [f"{d.status} before, skipped" for d in dirs]
     config = todo[0][0]
     chunk_size = chunk_size_of(config.model, config.chunk_size)
     members = _members(todo, data)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._config import SWEEP_GRID, DataSpec, RunConfig, SweepConfig
+from ._config import SWEEP_GRID, DataSpec, RunConfig, SweepConfig, short_hash
 
 SCALES = ("paper", "offline", "cpu", "smoke")
 
@@ -58,6 +58,14 @@ class Workload:
     def label(self) -> str:
         width = "" if self.width == 1.0 else f" (width {self.width:.3g})"
         return f"{self.model}{width} on {self.data.slug()}"
+
+    def figure_name(self, seed: int) -> str:
+        """The stem of the workload's figures for `seed`: readable, and different
+        for every other configuration (a hash of the workload's fields), so a run
+        with other settings never overwrites this one's figures."""
+        fields = dataclasses.asdict(dataclasses.replace(self, seeds=()))
+        width = "" if self.width == 1.0 else f"-w{self.width:.3g}"
+        return f"{self.model}{width}-{self.data.slug()}-s{seed}-{short_hash(fields)}"
 
     def steps_for(self, batch_size: int | None, num_examples: int) -> int:
         if batch_size is None or self.epochs is None:

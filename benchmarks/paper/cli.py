@@ -21,11 +21,20 @@ import eqtuners as et
 from .._rundir import RunDirectory
 from ._config import RunConfig
 from ._orchestrate import UserError, estimate_seconds, run_suite
-from ._runner import DataCache, group_runs
+from ._runner import DataCache, group_runs, sweep_outcome
 from ._suite import SCALES, override
 from .suites import SUITES
 
 PROG = "python -m benchmarks.paper"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default where there is one (not the overrides' `None`)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
         description=__doc__.split("\n\n")[0].replace("`", ""),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("suite", nargs="?", choices=sorted(SUITES), help="the experiment")
     p.add_argument("--scale", choices=SCALES, default="cpu", help="the suite's size")
@@ -76,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--every", type=_positive(int), help="steps between measurements")
     o.add_argument(
         "--estimator",
-        choices=("power", "lanczos"),
+        choices=("power", "lanczos", "lobpcg", "directional"),
         help="sharpness estimator ('power': the paper's power iteration)",
     )
     o.add_argument(
@@ -102,7 +111,11 @@ def parser() -> argparse.ArgumentParser:
         help="data directory for CIFAR10 and Fashion-MNIST (default: "
         "$EQTUNERS_DATA_DIR, else $TFDS_DATA_DIR, else ~/tensorflow_datasets)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they show only when stderr is a terminal)",
+    )
     return p
 
 
@@ -162,11 +175,16 @@ def list_suites() -> None:
 def dry_run(suite, workloads, out: Path, data: DataCache) -> None:
     for w, count, seconds in estimate_seconds(suite, workloads, data, out):
         print(f"{w.label}: {count} runs, about {seconds / 60:.1f} min (measured)")
-        stepsizes = w.stepsizes or ("sweep", "sweep")
+        stepsizes = w.stepsizes
         dataset = data(w.data)
-        if suite.needs_sweep and w.stepsizes is None:
-            print("  (GD step sizes come from the sweep; shown as placeholders)")
-            stepsizes = (0.5, 0.25)
+        if suite.needs_sweep and stepsizes is None:
+            swept = sweep_outcome(w.sweep(), out)
+            if swept is None:
+                print("  (GD step sizes come from the sweep; shown as placeholders)")
+                stepsizes = (0.5, 0.25)
+            else:
+                stepsizes = swept["chosen"]
+                print(f"  (GD step sizes from the sweep already run: {stepsizes})")
         for group in group_runs(suite.plan(w, stepsizes, dataset.train_x.shape[0])):
             for c in group:
                 print(f"  {_state(out / suite.name / 'runs' / c.name, c)}")
@@ -199,7 +217,7 @@ def main(argv=None) -> int:
             list_suites()
             return 0
         if args.suite is None:
-            raise UserError("name a suite, or use --list")
+            raise UserError("name a suite (see --list)")
         _check_plotting()
         suite = SUITES[args.suite]
         workloads = override(suite.scales[args.scale], _overrides(args))
@@ -211,7 +229,8 @@ def main(argv=None) -> int:
             dry_run(suite, workloads, args.out, data)
             return 0
         signal.signal(signal.SIGTERM, _interrupt)
-        run_suite(suite, args.scale, workloads, args.out, data, not args.no_progress)
+        progress = not args.no_progress and sys.stderr.isatty()
+        run_suite(suite, args.scale, workloads, args.out, data, progress)
     except UserError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

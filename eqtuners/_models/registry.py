@@ -4,9 +4,8 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import numpy as np
-from jaxtyping import PRNGKeyArray
 
-from .._validation import checked_int
+from .._validation import checked_int, checked_key
 from ._init import check_image_shape, check_width, scaled_width
 from .mlp import MLP, PAPER_WIDTHS
 from .resnet import RESNET34_STAGES, ResNet
@@ -53,7 +52,7 @@ def make_model(
     input_shape: tuple[int, ...],
     num_classes: int,
     *,
-    key: PRNGKeyArray,
+    key,  # checked by `checked_key`, whose message says what to pass
     width: float | int = 1.0,
 ) -> eqx.Module:
     """Builds a model by name for examples of `input_shape` (channels last).
@@ -79,6 +78,7 @@ def make_model(
         ) from None
     width = check_width(width)
     num_classes = checked_int("num_classes", num_classes)
+    key = checked_key("key", key)
     return builder(tuple(input_shape), num_classes, width=width, key=key)
 
 

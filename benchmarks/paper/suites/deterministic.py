@@ -184,7 +184,7 @@ def figures(results, directory):
     for result in results:
         for seed in result.workload.seeds:
             runs = [r for r in result.runs if r.config.seed == seed]
-            name = f"{result.workload.model}-{result.workload.data.slug()}-s{seed}"
+            name = result.workload.figure_name(seed)
             paths.append(
                 plot_panels(
                     [curve(r) for r in runs],

@@ -117,7 +117,7 @@ def figures(results, directory):
             runs = [r for r in result.runs if r.config.seed == seed]
             polyak = {c: r.history for c, r in _histories(runs, "polyak").items()}
             constant = {c: r.history for c, r in _histories(runs, "constant").items()}
-            name = f"{result.workload.model}-{result.workload.data.slug()}-s{seed}"
+            name = result.workload.figure_name(seed)
             paths.append(
                 plot_cap_sweep(
                     polyak,

@@ -107,11 +107,11 @@ def figures(results, directory):
     paths = []
     for result in results:
         for run in result.runs:
-            name = f"{result.workload.model}-{result.workload.data.slug()}"
+            name = result.workload.figure_name(run.config.seed)
             paths.append(
                 plot_polyak_zoom(
                     curve(run),
-                    directory / f"{name}-s{run.config.seed}.png",
+                    directory / f"{name}.png",
                     stop=run.config.steps,
                     title=f"Polyak-GD, {result.workload.label}, every step",
                 )

@@ -211,7 +211,7 @@ def figures(results, directory):
     for result in results:
         for seed in result.workload.seeds:
             groups = batch_size_groups(result.runs, seed)
-            name = f"{result.workload.model}-{result.workload.data.slug()}-s{seed}"
+            name = result.workload.figure_name(seed)
             paths.append(
                 plot_batch_size_grid(
                     groups,

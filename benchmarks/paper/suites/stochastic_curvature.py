@@ -142,7 +142,7 @@ def figures(results, directory):
     for result in results:
         for seed in result.workload.seeds:
             groups = batch_size_groups(result.runs, seed)
-            name = f"{result.workload.model}-{result.workload.data.slug()}-s{seed}"
+            name = result.workload.figure_name(seed)
             for key, what in (
                 ("sharpness", "full-batch sharpness"),
                 ("batch_sharpness", "batch sharpness"),
