@@ -227,6 +227,14 @@ def test_list_and_dry_run_change_nothing(capsys, tmp_path):
     assert not (tmp_path / "polyak_cap").exists()
 
 
+def test_a_dry_run_after_the_suite_shows_its_sweep_and_completed_runs(out, capsys):
+    capsys.readouterr()
+    assert run_cli("deterministic", "--scale", "smoke", "--dry-run", "--out", out) == 0
+    shown = capsys.readouterr().out
+    assert "from the sweep already run" in shown and "placeholders" not in shown
+    assert "completed, skipped" in shown and "to run" not in shown
+
+
 def test_the_main_job_is_the_deterministic_suite_on_digits(out, tmp_path):
     """`python -m benchmarks.compare_tuners` (the README's main job) passes its
     arguments to `deterministic --scale cpu --dataset digits`."""

@@ -151,6 +151,10 @@ def _overrides(args) -> dict:
     }
 
 
+def _count(number, noun: str) -> str:
+    return f"{number:g} {noun}{'' if number == 1 else 's'}"
+
+
 def _minutes(value) -> str:
     return "not measured" if value is None else f"{value:g} min"
 
@@ -168,13 +172,18 @@ def list_suites() -> None:
                 batches = ", ".join(
                     "full batch" if b is None else str(b) for b in w.batch_sizes
                 )
-                budget = f"{w.epochs:g} epochs" if w.epochs else f"{w.steps} steps"
+                budget = (
+                    _count(w.epochs, "epoch") if w.epochs else _count(w.steps, "step")
+                )
                 print(f"    {w.label}: {batches}; {budget}")
 
 
 def dry_run(suite, workloads, out: Path, data: DataCache) -> None:
     for w, count, seconds in estimate_seconds(suite, workloads, data, out):
-        print(f"{w.label}: {count} runs, about {seconds / 60:.1f} min (measured)")
+        print(
+            f"{w.label}: {_count(count, 'run')}, about {seconds / 60:.1f} min "
+            "(measured)"
+        )
         stepsizes = w.stepsizes
         dataset = data(w.data)
         if suite.needs_sweep and stepsizes is None:

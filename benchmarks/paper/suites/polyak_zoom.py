@@ -79,16 +79,23 @@ def check_zoom_claims(results) -> list[Claim]:
             where = result.workload.label
             if step.size < 3 or np.ptp(step) == 0 or np.ptp(sharp) == 0:
                 claims.append(
-                    Claim("C4", "", where, {"measured steps": step.size}, None)
+                    Claim(
+                        "C4",
+                        "Polyak-GD: too few distinct measurements to correlate",
+                        where,
+                        {"measured steps": step.size},
+                        None,
+                    )
                 )
                 continue
             correlation = float(np.corrcoef(step, sharp)[0, 1])
+            first = min(STEPS, int(h["step"][-1]) + 1)
             low = sharp < np.median(sharp)
             share = float(np.mean(low[capped])) if capped.any() else None
             claims.append(
                 Claim(
                     "C4",
-                    "Polyak-GD over the first 200 steps: step size negatively "
+                    f"Polyak-GD over the first {first} steps: step size negatively "
                     "correlated with sharpness, and capped steps mostly where the "
                     "sharpness is below its median",
                     where,
