@@ -90,14 +90,20 @@ SCALES = {
 }
 
 
-def plan(workload, stepsizes, num_examples):
+def mini_batch_runs(suite, workload, stepsizes, num_examples):
+    """SGD at each of `stepsizes`, Armijo-SGD and Polyak-SGD, at every batch size
+    and seed of `workload`."""
     tuners = [TunerSpec("constant", s) for s in stepsizes] + list(TUNERS)
     return [
-        workload.run("stochastic", t, b, seed, num_examples)
+        workload.run(suite, t, b, seed, num_examples)
         for seed in workload.seeds
         for b in workload.batch_sizes
         for t in tuners
     ]
+
+
+def plan(workload, stepsizes, num_examples):
+    return mini_batch_runs("stochastic", workload, stepsizes, num_examples)
 
 
 def _split(values):

@@ -29,12 +29,11 @@ import dataclasses
 
 from analysis.plots import plot_batch_size_grid, plot_spectral_densities
 
-from .._config import TunerSpec
 from .._report import Claim, median_second_half
 from .._spectrum import LANCZOS_STEPS, PROBES, read_spectra
 from .._suite import Suite
 from . import stochastic
-from .stochastic import TUNERS, batch_size_groups
+from .stochastic import batch_size_groups, mini_batch_runs
 
 MEASURE = dict(
     every=None,
@@ -61,13 +60,10 @@ SCALES = {
 
 
 def plan(workload, stepsizes, num_examples):
-    tuners = [TunerSpec("constant", stepsizes[0]), *TUNERS]
-    return [
-        workload.run("stochastic_curvature", t, b, seed, num_examples)
-        for seed in workload.seeds
-        for b in workload.batch_sizes
-        for t in tuners
-    ]
+    # SGD at the largest stable step only.
+    return mini_batch_runs(
+        "stochastic_curvature", workload, stepsizes[:1], num_examples
+    )
 
 
 def _medians(run):
