@@ -52,7 +52,8 @@ def git_revision() -> str:
     return (commit or "unknown") + ("+dirty" if dirty else "")
 
 
-def _now() -> str:
+def now() -> str:
+    """The time in UTC, ISO 8601 to the second."""
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
@@ -80,7 +81,7 @@ def environment() -> dict:
             "host": platform.node(),
         },
         "git_revision": git_revision(),
-        "written": _now(),
+        "written": now(),
     }
 
 

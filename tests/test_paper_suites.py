@@ -223,7 +223,7 @@ def test_list_and_dry_run_change_nothing(capsys, tmp_path):
         run_cli("polyak_cap", "--scale", "smoke", "--dry-run", "--out", tmp_path) == 0
     )
     shown = capsys.readouterr().out
-    assert "10 runs, about" in shown and "to run" in shown
+    assert "10 runs, 10 to run or resume, about" in shown and "to run" in shown
     assert not (tmp_path / "polyak_cap").exists()
 
 
@@ -232,7 +232,8 @@ def test_a_dry_run_after_the_suite_shows_its_sweep_and_completed_runs(out, capsy
     assert run_cli("deterministic", "--scale", "smoke", "--dry-run", "--out", out) == 0
     shown = capsys.readouterr().out
     assert "from the sweep already run" in shown and "placeholders" not in shown
-    assert "completed, skipped" in shown and "to run" not in shown
+    assert "completed, skipped" in shown and ": to run" not in shown
+    assert "0 to run or resume, nothing to do" in shown
 
 
 def test_the_main_job_is_the_deterministic_suite_on_digits(out, tmp_path):

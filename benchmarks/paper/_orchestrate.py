@@ -27,6 +27,7 @@ from ._runner import (
     group_runs,
     run_group,
     run_sweep,
+    sweep_outcome,
 )
 from ._suite import RunResult, WorkloadResult
 
@@ -116,24 +117,31 @@ def run_suite(suite, scale, workloads, out: Path, data: DataCache, progress=True
 
 
 def estimate_seconds(suite, workloads, data: DataCache, out: Path) -> list[tuple]:
-    """A measured estimate of each workload's time: a few steps of each tuner (after
-    compiling) and one measurement, scaled to the plan. Rough: Armijo's cost grows
-    as the sharpness rises."""
+    """A measured estimate of the time each workload still needs: a few steps of
+    each tuner (after compiling) and one measurement, scaled to the runs not yet
+    completed in `out` (and the sweep, if not yet run). Rough: Armijo's cost grows
+    as the sharpness rises. Returns `(workload, runs, runs to do, seconds)` rows."""
     rows = []
     for w in workloads:
         dataset = data(w.data)
-        stepsizes = w.stepsizes or (0.5, 0.25)
-        configs = suite.plan(w, stepsizes, dataset.train_x.shape[0])
-        total = 0.0
-        for group in group_runs(configs):
-            c = group[0]
-            total += len(group) * _seconds_per_run(c, dataset)
+        swept = None
         if suite.needs_sweep and w.stepsizes is None:
+            swept = sweep_outcome(w.sweep(), out)
+        stepsizes = w.stepsizes or (swept or {}).get("chosen") or (0.5, 0.25)
+        configs = suite.plan(w, stepsizes, dataset.train_x.shape[0])
+        todo = [
+            c
+            for c in configs
+            if not RunDirectory(out / suite.name / "runs" / c.name, c.to_json()).done
+        ]
+        total = 0.0
+        for group in group_runs(todo):
+            total += len(group) * _seconds_per_run(group[0], dataset)
+        if suite.needs_sweep and w.stepsizes is None and swept is None:
             sweep = w.sweep()
-            config = suite.plan(w, stepsizes, dataset.train_x.shape[0])[0]
-            per_step = _seconds_per_step(config, data(sweep.data), et.Constant(0.1))
+            per_step = _seconds_per_step(configs[0], data(sweep.data), et.Constant(0.1))
             total += len(sweep.grid) * sweep.steps * per_step
-        rows.append((w, len(configs), total))
+        rows.append((w, len(configs), len(todo), total))
     return rows
 
 

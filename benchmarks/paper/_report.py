@@ -80,7 +80,7 @@ def write_report(suite, scale: str, claims: list[Claim], figures, out: Path) -> 
         f"# {suite.name}: reproduction report ({scale} scale)",
         "",
         f"The paper's {suite.figures_of_paper}. Claims checked on this suite's own "
-        f"runs: {held} of {len(checked)} hold.",
+        f"runs: {held} of {len(checked)} {'holds' if len(checked) == 1 else 'hold'}.",
         "",
         "| claim | where | measured | holds |",
         "|---|---|---|---|",

@@ -20,7 +20,7 @@ import numpy as np
 
 import eqtuners as et
 
-from .._rundir import COMPLETED, INTERRUPTED, RunDirectory, write_json
+from .._rundir import COMPLETED, INTERRUPTED, RunDirectory, now, write_json
 from ._config import RunConfig, SweepConfig
 from ._spectrum import write_spectra
 
@@ -274,7 +274,7 @@ def run_group(configs: list[RunConfig], data, out: Path, progress) -> list[str]:
             write_spectra(c, d.path, model, trained, data, chunk_size)
         d.set_status(
             COMPLETED if diverged is None else f"diverged at step {diverged}",
-            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            finished=now(),
             seconds=round(seconds, 2),
             summary=summarise(d.history(), float(accuracy)),
         )

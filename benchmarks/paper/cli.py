@@ -75,12 +75,14 @@ def parser() -> argparse.ArgumentParser:
         help="show what would run and where, with a measured time estimate",
     )
     o = p.add_argument_group("overrides of the scale (default: the scale's own)")
-    o.add_argument("--dataset", nargs="+", choices=sorted(et.DATASETS), default=None)
-    o.add_argument("--model", nargs="+", choices=sorted(et.MODELS), default=None)
+    o.add_argument("--dataset", nargs="+", choices=sorted(et.DATASETS), help="data")
+    o.add_argument("--model", nargs="+", choices=sorted(et.MODELS), help="models")
     o.add_argument("--width", type=_positive(float), help="model width multiplier")
     o.add_argument("--steps", type=_positive(int), help="steps per full-batch run")
     o.add_argument("--epochs", type=_positive(float), help="epochs per mini-batch run")
-    o.add_argument("--batch-sizes", type=_positive(int), nargs="+", default=None)
+    o.add_argument(
+        "--batch-sizes", type=_positive(int), nargs="+", help="mini-batch sizes"
+    )
     o.add_argument("--seeds", type=int, nargs="+", default=None, help="run seeds")
     o.add_argument("--every", type=_positive(int), help="steps between measurements")
     o.add_argument(
@@ -179,11 +181,9 @@ def list_suites() -> None:
 
 
 def dry_run(suite, workloads, out: Path, data: DataCache) -> None:
-    for w, count, seconds in estimate_seconds(suite, workloads, data, out):
-        print(
-            f"{w.label}: {_count(count, 'run')}, about {seconds / 60:.1f} min "
-            "(measured)"
-        )
+    for w, count, todo, seconds in estimate_seconds(suite, workloads, data, out):
+        left = f"about {seconds / 60:.1f} min (measured)" if todo else "nothing to do"
+        print(f"{w.label}: {_count(count, 'run')}, {todo} to run or resume, {left}")
         stepsizes = w.stepsizes
         dataset = data(w.data)
         if suite.needs_sweep and stepsizes is None:
