@@ -24,8 +24,7 @@ from jax import lax
 from jaxtyping import Array, PyTree, Scalar
 
 from eqtuners import hessian_vector_product
-from eqtuners._tree import tree_axpy, tree_dot, tree_dtype
-from eqtuners._validation import checked_float
+from eqtuners.internal import checked_float, tree_axpy, tree_dot, tree_dtype
 
 _BRACKET_STEPS = 64  # factors of 4 down from the first guess: 4^64 ~ 1e38
 _SCAN_PER_OCTAVE = 16  # the scan up multiplies the step by 2^(1/16) ~ 1.044

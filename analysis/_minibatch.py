@@ -98,7 +98,7 @@ from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
 
 from eqtuners import AbstractTuner
-from eqtuners._validation import checked_float, checked_int, checked_key
+from eqtuners.internal import checked_float, checked_int, checked_key
 
 from ._simulate import AbstractDynamicsModel, Trajectory
 

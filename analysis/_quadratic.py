@@ -17,8 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Scalar
 
-from eqtuners._tree import tree_dtype
-from eqtuners._validation import checked_float, checked_int
+from eqtuners.internal import checked_float, checked_int, tree_dtype
 
 from ._simulate import AbstractDynamicsModel
 

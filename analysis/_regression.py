@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
-from eqtuners._validation import checked_float, checked_int
+from eqtuners.internal import checked_float, checked_int
 
 from ._simulate import AbstractDynamicsModel
 

@@ -56,7 +56,7 @@ variable of the reduced dynamics (the curvature along `u`); `S` must stay > 0.
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Scalar
 
-from eqtuners._validation import checked_float
+from eqtuners.internal import checked_float
 
 from ._simulate import AbstractDynamicsModel
 

@@ -21,8 +21,7 @@ from jax import lax
 from jaxtyping import Array, PyTree, Scalar
 
 from eqtuners import AbstractTuner
-from eqtuners._tree import tree_axpy, tree_dot
-from eqtuners._validation import checked_int
+from eqtuners.internal import checked_int, tree_axpy, tree_dot
 
 
 class AbstractDynamicsModel(eqx.Module):

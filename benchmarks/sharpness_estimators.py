@@ -57,10 +57,13 @@ from jax.experimental.sparse.linalg import lobpcg_standard
 from jax.flatten_util import ravel_pytree
 
 import eqtuners as et
-from eqtuners._sharpness import random_direction, value_grad_and_curvature
-from eqtuners._sharpness._hvp import flat_hessian
-from eqtuners._sharpness.lanczos import lanczos
-from eqtuners._sharpness.lobpcg import lobpcg
+from eqtuners.internal import (
+    flat_hessian,
+    lanczos,
+    lobpcg,
+    random_direction,
+    value_grad_and_curvature,
+)
 
 from ._rundir import RunDirectory
 

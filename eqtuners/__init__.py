@@ -26,6 +26,7 @@ from ._objective import (
     accuracy as accuracy,
     data_loss as data_loss,
     objective as objective,
+    objective_fn as objective_fn,
     squared_loss as squared_loss,
     weight_penalty as weight_penalty,
 )

@@ -113,3 +113,46 @@ def accuracy(
         return (jnp.argmax(model(xi)) == yi).astype(jnp.float32)
 
     return _mean_over_examples(correct, x, y, chunk_size)
+
+
+def objective_fn(
+    model,
+    x: Float[Array, "n ..."],
+    y: Int[Array, " labels"],
+    *,
+    weight_decay=1e-4,
+    chunk_size: int | None = None,
+):
+    """The objective on `(x, y)` as a function of the model's parameters alone, for
+    the tuners, the sharpness estimators and `jax.grad`.
+
+    The model is split with `eqx.partition(model, eqx.is_inexact_array)`; its
+    static part is closed over, so
+
+        fn, params = objective_fn(model, x, y)
+        fn(params) == objective(model, x, y)
+
+    **Arguments:** as for `objective`.
+
+    **Returns:** `(fn, params)`: `fn(params) -> scalar` and the model's
+    floating-point arrays (`eqx.combine(params, static)` is the model again).
+
+    **Raises:** `ValueError` for a negative `weight_decay` or an invalid
+    `chunk_size`.
+    """
+    weight_decay = checked_float(
+        "weight_decay", weight_decay, lower=0.0, lower_open=False
+    )
+    checked_int("chunk_size", chunk_size, allow_none=True)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    def fn(params):
+        return objective(
+            eqx.combine(params, static),
+            x,
+            y,
+            weight_decay=weight_decay,
+            chunk_size=chunk_size,
+        )
+
+    return fn, params

@@ -99,6 +99,31 @@ class TrainState(eqx.Module):
     step: Array | None  # None only inside the loop, for the per-run part
     finite: Array
 
+    def take(self, i: int) -> "TrainState":
+        """Run `i` of a stacked state, with the shared step counter: the state a
+        single run would have (what `train(..., resume=...)` of that run takes)."""
+        state = jax.tree.map(lambda a: a[i], _runs_part(self))
+        return dataclasses.replace(state, step=self.step)
+
+    @staticmethod
+    def stack(states: "list[TrainState]") -> "TrainState":
+        """The stacked state of single runs at the same step (the inverse of
+        `take`); one state is returned as it is.
+
+        **Raises:** `ValueError` when the states are at different steps.
+        """
+        states = list(states)
+        steps = {int(s.step) for s in states}
+        if len(steps) != 1:
+            raise ValueError(
+                f"Only states at the same step stack, got steps {sorted(steps)}."
+            )
+        if len(states) == 1:
+            return states[0]
+        runs = [_runs_part(s) for s in states]
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *runs)
+        return dataclasses.replace(stacked, step=states[0].step)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
@@ -141,13 +166,11 @@ class TrainResult:
             if self.diverged_at[i] is not None:
                 end = self.diverged_at[i] + 1 - int(self.history["step"][i][0])
             history = {k: v[i][:end] for k, v in self.history.items()}
-            state = jax.tree.map(lambda a: a[i], _runs_part(self.state))
-            state = dataclasses.replace(state, step=self.state.step)
             results.append(
                 TrainResult(
                     self.model[i],
                     history,
-                    state,
+                    self.state.take(i),
                     self.diverged_at[i],
                     self.nonfinite[i],
                 )

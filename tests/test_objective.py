@@ -67,3 +67,18 @@ def test_make_model_builds_by_name():
     assert isinstance(model, et.MLP)
     with pytest.raises(ValueError, match="Unknown model 'nope'"):
         et.make_model("nope", (8, 8, 1), 10, key=jax.random.key(0))
+
+
+def test_objective_fn_closes_over_the_static_part_and_returns_the_parameters():
+    model = small_mlp()
+    x, y = small_data(32)
+    fn, params = et.objective_fn(model, x, y, weight_decay=1e-3, chunk_size=7)
+    assert tree_allclose(params, eqx.filter(model, eqx.is_inexact_array))
+    expected = et.objective(model, x, y, weight_decay=1e-3, chunk_size=7)
+    assert float(fn(params)) == float(expected)
+    grad = jax.grad(fn)(params)
+    assert jax.tree.structure(grad) == jax.tree.structure(params)
+    with pytest.raises(ValueError, match="weight_decay"):
+        et.objective_fn(model, x, y, weight_decay=-1.0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        et.objective_fn(model, x, y, chunk_size=0)

@@ -1,3 +1,4 @@
+import dataclasses
 import warnings
 
 import equinox as eqx
@@ -573,3 +574,32 @@ def test_stacks_of_different_sizes_are_refused():
             3,
             key=jax.random.split(jax.random.key(0), 3),
         )
+
+
+def test_a_stacked_state_splits_into_runs_and_stacks_back():
+    tuners = et.stack([et.Polyak(), et.Polyak(max_stepsize=0.3)])
+    keys = jax.random.split(jax.random.key(6), 2)
+    stacked = et.init_state(small_mlp(), tuners, small_data(64), key=keys)
+    runs = [stacked.take(i) for i in range(2)]
+    alone = et.init_state(small_mlp(), et.Polyak(), small_data(64), key=keys[1])
+    assert jax.tree.structure(runs[1]) == jax.tree.structure(alone)
+    assert int(runs[1].step) == 0
+    np.testing.assert_array_equal(
+        jax.random.key_data(runs[1].key), jax.random.key_data(alone.key)
+    )
+    again = et.TrainState.stack(runs)
+    jax.tree.map(
+        np.testing.assert_array_equal,  # NaN (the estimate before any) equals NaN
+        jax.tree.map(_raw, again),
+        jax.tree.map(_raw, stacked),
+    )
+    assert et.TrainState.stack(runs[:1]) is runs[0]
+    later = dataclasses.replace(runs[1], step=jnp.asarray(3))
+    with pytest.raises(ValueError, match="same step"):
+        et.TrainState.stack([runs[0], later])
+
+
+def _raw(a):
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(a)
+    return a

@@ -16,7 +16,7 @@ import equinox as eqx
 import jax
 
 import eqtuners as et
-from eqtuners._measurements import measurement_set
+from eqtuners.internal import measurement_set
 
 from .._rundir import RunDirectory
 from ._report import write_report

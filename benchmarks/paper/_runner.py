@@ -140,24 +140,8 @@ def _stacked_or_single(items):
 
 
 def _state_slices(state, runs: int | None):
-    """Per-run states of a (possibly stacked) `TrainState`, each with the shared
-    step counter."""
-    if runs is None:
-        return [state]
-    per_run = dataclasses.replace(state, step=None)
-    return [
-        dataclasses.replace(jax.tree.map(lambda a: a[i], per_run), step=state.step)
-        for i in range(runs)
-    ]
-
-
-def _stack_states(states):
-    if len(states) == 1:
-        return states[0]
-    step = states[0].step
-    per_run = [dataclasses.replace(s, step=None) for s in states]
-    stacked = jax.tree.map(lambda *xs: jax.numpy.stack(xs), *per_run)
-    return dataclasses.replace(stacked, step=step)
+    """Per-run states of a (possibly stacked) `TrainState`."""
+    return [state] if runs is None else [state.take(i) for i in range(runs)]
 
 
 def _split_rows(rows, runs: int | None):
@@ -204,7 +188,7 @@ def _resume_state(todo, members, data, config):
         for _, d in todo:
             d.discard()
         return None
-    return _stack_states(states)
+    return et.TrainState.stack(states)
 
 
 def run_group(configs: list[RunConfig], data, out: Path, progress) -> list[str]:

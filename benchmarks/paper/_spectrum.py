@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 import eqtuners as et
-from eqtuners._measurements import measurement_set
+from eqtuners.internal import measurement_set
 
 PROBES = 4
 LANCZOS_STEPS = 60

@@ -1,0 +1,25 @@
+"""Helpers that `analysis` and `benchmarks` share with the library.
+
+Not part of the public API: names here may change without notice (as
+`equinox.internal` and `optimistix.internal`). They live here so that sibling
+packages never import the library's private modules.
+"""
+
+from ._measurements import measurement_set as measurement_set
+from ._sharpness import (
+    random_direction as random_direction,
+    value_grad_and_curvature as value_grad_and_curvature,
+)
+from ._sharpness._hvp import flat_hessian as flat_hessian
+from ._sharpness.lanczos import lanczos as lanczos
+from ._sharpness.lobpcg import lobpcg as lobpcg
+from ._tree import (
+    tree_axpy as tree_axpy,
+    tree_dot as tree_dot,
+    tree_dtype as tree_dtype,
+)
+from ._validation import (
+    checked_float as checked_float,
+    checked_int as checked_int,
+    checked_key as checked_key,
+)
