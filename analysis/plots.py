@@ -15,9 +15,10 @@
 - `plot_spectral_densities`: Hessian spectral densities (stochastic Lanczos
   quadrature) side by side, log density.
 
-A run is a `Curve`. Every function writes one image, whose format the suffix of
-`path` gives (`.png`, `.pdf`, `.svg`), and returns its path. The figures share
-these conventions:
+A run is a `Curve`; the history columns a figure reads are a `Columns` (for
+instance `Columns(sharpness="batch_sharpness")`). Every function writes one image,
+whose format the suffix of `path` gives (`.png`, `.pdf`, `.svg`), and returns its
+path. The figures share these conventions:
 
 - one legend per figure, below the panels, that names the runs and every
   reference line; above its entries, in words, what was averaged over how many
@@ -45,28 +46,28 @@ from pathlib import Path
 
 import numpy as np
 
+from ._four_panels import (
+    Columns as Columns,
+    checked_columns,
+    draw_four_panels,
+    quantity,
+)
+from ._legend import add_legend, handle, legend_label, style_entries
+from ._panel import Panel
 from ._plot_core import (
     SMOOTH_WIDTH,
     Curve as Curve,
-    Keys,
-    Panel,
-    add_legend,
     check_window,
     checked_curves,
     column,
     diverged_at,
-    draw_four_panels,
-    handle,
     label_colors,
-    legend_label,
     log_formatter,
     moving_average as moving_average,
     new_figure,
     plain_number as plain_number,
-    quantity,
     running,
     save,
-    style_entries,
 )
 
 _PANEL_SIZE = (4.2, 3.3)
@@ -102,10 +103,7 @@ def plot_panels(
     *,
     title: str = "",
     window: int = 20,
-    loss_key: str = "loss",
-    train_loss_key: str = "train_loss",
-    stepsize_key: str = "stepsize",
-    sharpness_key: str = "sharpness",
+    columns: Columns = Columns(),
 ) -> Path:
     """The paper's four panels for one group of runs, in one row: the training
     loss; the sharpness, with the edge of stability `2 / step size` dashed in the
@@ -115,9 +113,9 @@ def plot_panels(
     Full-batch runs (`Curve.steps_per_epoch` is `None`) are drawn against the
     step, their `loss` column as the training loss. Mini-batch runs
     (`steps_per_epoch` given) are drawn against the epoch: the loss panel shows the
-    full training objective (`train_loss_key`, on its measurement schedule) as the
-    main line and the mini-batch loss (`loss_key`) averaged over `window` steps as
-    a thin light line. All runs of one call must be of one kind.
+    full training objective (`columns.train_loss`, on its measurement schedule) as
+    the main line and the mini-batch loss (`columns.loss`) averaged over `window`
+    steps as a thin light line. All runs of one call must be of one kind.
 
     **Arguments:**
 
@@ -127,24 +125,24 @@ def plot_panels(
     - `window`: the number of steps of the running median drawn over the per-step
       series, and of the mean of the mini-batch loss (the paper: 20; 1 draws every
       step unsmoothed).
-    - `loss_key`, `train_loss_key`, `stepsize_key`, `sharpness_key`: the history
-      columns read; for instance `sharpness_key="batch_sharpness"` draws the batch
-      sharpness, and the last panel then shows step size x batch sharpness.
+    - `columns`: the history columns read (a `Columns`); for instance
+      `Columns(sharpness="batch_sharpness")` draws the batch sharpness, and the
+      last panel then shows step size x batch sharpness.
 
     **Returns:** `path`, as a `Path`.
 
     **Raises:** `ValueError` if `curves` is empty, a history lacks `step`, `loss`
     or `stepsize` or has columns of different lengths, full-batch and mini-batch
-    runs are mixed, or `window` is not an int >= 1.
+    runs are mixed, `window` is not an int >= 1, or `columns` is not a `Columns`.
     """
     curves = checked_curves(curves)
     window = check_window(window)
-    keys = Keys(loss_key, train_loss_key, stepsize_key, sharpness_key)
+    columns = checked_columns(columns)
     fig = new_figure(figsize=(4 * _PANEL_SIZE[0], _PANEL_SIZE[1] + 1.3))
     axes = fig.subplots(1, 4)
     colors = label_colors(curves)
-    row = draw_four_panels(axes, curves, colors, window=window, keys=keys)
-    _legend(fig, curves, colors, row.uses, row.notes, window, sharpness_key)
+    row = draw_four_panels(axes, curves, colors, window=window, columns=columns)
+    _legend(fig, curves, colors, row.uses, row.notes, window, columns.sharpness)
     if title:
         fig.suptitle(title)
     return save(fig, path)
@@ -156,10 +154,7 @@ def plot_batch_size_grid(
     *,
     title: str = "",
     window: int = 20,
-    loss_key: str = "loss",
-    train_loss_key: str = "train_loss",
-    stepsize_key: str = "stepsize",
-    sharpness_key: str = "sharpness",
+    columns: Columns = Columns(),
 ) -> Path:
     """The stochastic suite (the paper's Figures 3-5) in one figure: a row of the
     four panels of `plot_panels` per batch size, x in epochs; a run label has the
@@ -169,7 +164,7 @@ def plot_batch_size_grid(
 
     - `groups`: batch size -> its runs, mini-batch `Curve`s with `steps_per_epoch`
       set (rows in increasing batch size).
-    - `path`, `title`, `window`, `*_key`: as for `plot_panels`.
+    - `path`, `title`, `window`, `columns`: as for `plot_panels`.
 
     **Returns:** `path`, as a `Path`.
 
@@ -182,7 +177,7 @@ def plot_batch_size_grid(
             f"{groups!r}."
         )
     window = check_window(window)
-    keys = Keys(loss_key, train_loss_key, stepsize_key, sharpness_key)
+    columns = checked_columns(columns)
     rows = {}
     for batch_size in sorted(groups):
         curves = checked_curves(groups[batch_size], f"groups[{batch_size}]")
@@ -202,7 +197,7 @@ def plot_batch_size_grid(
     uses, row_notes = set(), {}
     for subfig, (batch_size, curves) in zip(subfigs, rows.items()):
         axes = subfig.subplots(1, 4)
-        row = draw_four_panels(axes, curves, colors, window=window, keys=keys)
+        row = draw_four_panels(axes, curves, colors, window=window, columns=columns)
         uses |= row.uses
         row_notes[batch_size] = [n for n in row.notes if not n.startswith("Epoch")]
         per_epoch = sorted({c.steps_per_epoch for c in curves})
@@ -214,7 +209,8 @@ def plot_batch_size_grid(
             fontsize="medium",
             fontweight="bold",
         )
-    _legend(fig, every, colors, uses, _merged_notes(row_notes), window, sharpness_key)
+    notes = _merged_notes(row_notes)
+    _legend(fig, every, colors, uses, notes, window, columns.sharpness)
     if title:
         fig.suptitle(title)
     return save(fig, path)
@@ -236,9 +232,7 @@ def plot_polyak_zoom(
     *,
     stop: int = 200,
     title: str = "",
-    loss_key: str = "loss",
-    stepsize_key: str = "stepsize",
-    sharpness_key: str = "sharpness",
+    columns: Columns = Columns(),
 ) -> Path:
     """The paper's Figure 6: one run (Polyak-GD), every step up to `stop`: its
     loss; its sharpness; its step size on the same axes as the edge of stability
@@ -254,25 +248,27 @@ def plot_polyak_zoom(
     - `path`: the image to write; its suffix gives the format.
     - `stop`: draw the steps before this one (the paper: 200).
     - `title`: the figure's title.
-    - `loss_key`, `stepsize_key`, `sharpness_key`: the history columns read.
+    - `columns`: the history columns read (its `loss`, `stepsize` and
+      `sharpness`), a `Columns`.
 
     **Returns:** `path`, as a `Path`.
 
-    **Raises:** `ValueError` if `curve` is not one valid `Curve` or `stop` is not an
-    int >= 1.
+    **Raises:** `ValueError` if `curve` is not one valid `Curve`, `stop` is not an
+    int >= 1, or `columns` is not a `Columns`.
     """
     if not isinstance(curve, Curve):
         raise ValueError(f"`curve` must be one Curve, got {curve!r}.")
     (curve,) = checked_curves([curve], "curve")
     if isinstance(stop, bool) or not isinstance(stop, int | np.integer) or stop < 1:
         raise ValueError(f"`stop` must be an int >= 1 (a step), got {stop!r}.")
+    columns = checked_columns(columns)
     h = curve.history
     step = np.asarray(h["step"], float)
     rows = step < stop
     step = step[rows]
-    loss = column(h, loss_key)[rows]
-    stepsize = column(h, stepsize_key)[rows]
-    sharp = column(h, sharpness_key)[rows]
+    loss = column(h, columns.loss)[rows]
+    stepsize = column(h, columns.stepsize)[rows]
+    sharp = column(h, columns.sharpness)[rows]
     color = label_colors([curve])[curve.label]
     diverged = diverged_at({"step": step, "loss": loss}) is not None
     measured = np.isfinite(sharp)
@@ -282,7 +278,7 @@ def plot_polyak_zoom(
 
     fig = new_figure(figsize=(13, 7.6))
     (loss_ax, sharp_ax), (step_ax, product_ax) = fig.subplots(2, 2, sharex=True)
-    sharp_name = quantity(sharpness_key)
+    sharp_name = quantity(columns.sharpness)
     loss_name = "training loss" if curve.steps_per_epoch is None else "mini-batch loss"
     panels = [
         Panel(loss_ax, loss_name, "step"),
@@ -340,9 +336,7 @@ def plot_cap_sweep(
     constant: Mapping[float, Mapping[str, np.ndarray]] | None = None,
     title: str = "",
     window: int = 20,
-    loss_key: str = "loss",
-    stepsize_key: str = "stepsize",
-    sharpness_key: str = "sharpness",
+    columns: Columns = Columns(),
     colormap: str = "plasma",
 ) -> Path:
     """The paper's Figure 7: Polyak-GD at several caps (maximal step sizes), solid,
@@ -356,7 +350,7 @@ def plot_cap_sweep(
     - `polyak`: cap -> the history of Polyak-GD with that cap.
     - `path`: the image to write; its suffix gives the format.
     - `constant`: step size -> the history of GD at that constant step (optional).
-    - `title`, `window`, `*_key`: as for `plot_panels`.
+    - `title`, `window`, `columns`: as for `plot_panels`.
     - `colormap`: the Matplotlib colormap that orders the caps' colours.
 
     **Returns:** `path`, as a `Path`.
@@ -381,6 +375,7 @@ def plot_cap_sweep(
             if not float(value) > 0:
                 raise ValueError(f"The keys of `{name}` must be > 0, got {value!r}.")
     window = check_window(window)
+    columns = checked_columns(columns)
     values = sorted({float(v) for v in [*polyak, *constant]})
     cmap = colormaps[colormap]
     color_of = {
@@ -405,8 +400,7 @@ def plot_cap_sweep(
     fig = new_figure(figsize=(4 * _PANEL_SIZE[0], _PANEL_SIZE[1] + 1.5))
     axes = fig.subplots(1, 4)
     colors = label_colors(curves)
-    keys = Keys(loss_key, "train_loss", stepsize_key, sharpness_key)
-    row = draw_four_panels(axes, curves, colors, window=window, keys=keys)
+    row = draw_four_panels(axes, curves, colors, window=window, columns=columns)
 
     handles, labels = [], []
     for value in values:
@@ -639,6 +633,7 @@ def _legend(fig, curves, colors, uses, notes, window, sharpness_key="sharpness")
 
 
 __all__ = [
+    "Columns",
     "Curve",
     "moving_average",
     "plain_number",
@@ -648,6 +643,7 @@ __all__ = [
     "plot_panels",
     "plot_phase_portrait",
     "plot_polyak_zoom",
+    "plot_spectral_densities",
     "running_mean",
     "running_median",
 ]

@@ -5,8 +5,13 @@ Not part of the public API: names here may change without notice (as
 packages never import the library's private modules.
 """
 
-from ._measurements import measurement_set as measurement_set
+from ._measurements import (
+    is_scheduled as is_scheduled,
+    measurement_set as measurement_set,
+    schedule_arrays as schedule_arrays,
+)
 from ._sharpness import (
+    METHODS as METHODS,
     random_direction as random_direction,
     value_grad_and_curvature as value_grad_and_curvature,
 )

@@ -1,16 +1,33 @@
 """The paper's suites end to end at `smoke` scale: run directories, figures, report;
 resuming after an interruption; the command line's errors."""
 
+import dataclasses
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 
+import eqtuners
+import eqtuners as et
+import eqtuners.internal
 from benchmarks import compare_tuners
 from benchmarks._rundir import RunDirectory, read_history
-from benchmarks.paper import cli
+from benchmarks.paper import cli, figures
+from benchmarks.paper._measure import MeasureSpec
+from benchmarks.paper._plan import plan_workload
+from benchmarks.paper._report import Claim, by_claim
+from benchmarks.paper._suite import RunResult
+from benchmarks.paper._tuners import (
+    TUNERS,
+    Registered,
+    TunerError,
+    TunerSpec,
+    parse_tuner,
+)
 from benchmarks.paper.suites import SUITES
 
 
@@ -197,11 +214,22 @@ def test_rows_written_after_the_last_checkpoint_are_cut_on_resume(
         (["deterministic", "--steps", "-3"], "must be > 0"),
         (["stochastic", "--scale", "smoke", "--batch-sizes", "100000"], "larger than"),
         (["deterministic", "--seeds", "1", "1"], "duplicates"),
-        (
-            ["stochastic", "--dataset", "fashion_mnist", "--data-dir", "/nonexistent"],
-            "Fashion-MNIST dataset is not on this machine",
-        ),
         ([], "name a suite"),
+        (["deterministic", "--tuners", "nosuch"], "unknown tuner 'nosuch'"),
+        (["polyak_zoom", "--tuners", "armijo:foo=1"], "takes no argument 'foo'"),
+        (["polyak_zoom", "--tuners", "armijo:c=2"], "`c`"),
+        (["polyak_zoom", "--tuners", "polyak:max_stepsize=-1"], "`max_stepsize`"),
+        (["polyak_zoom", "--tuners", "armijo:c"], "is not ARG=VALUE"),
+        (["polyak_zoom", "--tuners", "tests.no_such_module:T"], "cannot import"),
+        (["polyak_zoom", "--tuners", "tests.paper_tuners:Missing"], "has no 'Missing'"),
+        (
+            ["polyak_zoom", "--tuners", "tests.paper_tuners:NOT_A_TUNER"],
+            "is not an eqtuners.AbstractTuner",
+        ),
+        (
+            ["polyak_zoom", "--tuners", "tests.paper_tuners:ScaledPolyak:scale=-1"],
+            "`scale`",
+        ),
     ],
 )
 def test_bad_command_lines_give_one_line_and_status_2(argv, message, capsys, tmp_path):
@@ -212,6 +240,26 @@ def test_bad_command_lines_give_one_line_and_status_2(argv, message, capsys, tmp
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err
     assert "Traceback" not in err
+    if "--tuners" in argv:  # every mistake in a tuner lists the known ones
+        assert "armijo, constant, polyak, or an import path" in err
+
+
+def test_a_missing_dataset_prints_the_loaders_message_whole(capsys, tmp_path):
+    """The loader's message (what is missing and where it looked, then the steps
+    on lines of their own) as it is, and where to give the folder here."""
+    import eqtuners as et
+
+    with pytest.raises(et.DatasetNotFoundError) as error:
+        et.load_dataset("fashion_mnist", data_dir="/nonexistent")
+    argv = ["stochastic", "--dataset", "fashion_mnist", "--data-dir", "/nonexistent"]
+    assert run_cli(*argv, "--out", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"{cli.PROG}: error: {error.value}\n"
+        "On this command line, give the folder with --data-dir.\n"
+    )
+    assert len(err.splitlines()) > 2 and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # nothing was run
 
 
 def test_list_and_dry_run_change_nothing(capsys, tmp_path):
@@ -264,3 +312,262 @@ def test_a_missing_optional_dependency_stops_before_any_work(
     err = capsys.readouterr().err
     assert "pip install 'eqtuners[plot]'" in err and len(err.splitlines()) == 1
     assert not any(tmp_path.iterdir())  # nothing was run
+
+
+# ---------------------------------------------------------------------------
+# One place per option: names, plans, measurements.
+
+NAMES_OF_MAIN = Path(__file__).parent / "paper_run_names.json"
+FULL_SIZES = {"digits": 1437, "fashion_mnist": 60000, "cifar10": 50000}
+
+
+def test_every_run_keeps_the_name_main_gave_it(tmp_path):
+    """The run and sweep names of every suite at every scale, as `main`'s code
+    (before the measurement spec and the tuner registry) planned them
+    (`paper_run_names.json`, with GD at sqrt 2 and 1 where a sweep chooses), so
+    run directories made before are found and resumed."""
+    main = json.loads(NAMES_OF_MAIN.read_text())
+    stepsizes = (2**0.5, 1.0)
+    for name, suite in SUITES.items():
+        for scale, workloads in suite.scales.items():
+            runs, sweeps = [], []
+            for w in workloads:
+                if suite.needs_sweep:
+                    sweeps.append(w.sweep().name)
+                    w = dataclasses.replace(w, stepsizes=stepsizes)
+                examples = w.data.subset or FULL_SIZES[w.data.name]
+                plan = plan_workload(suite, w, examples, tmp_path)
+                runs += [c.name for c in plan.configs]
+            assert runs == main[f"{name}/{scale}"]["runs"], (name, scale)
+            assert sweeps == main[f"{name}/{scale}"]["sweeps"], (name, scale)
+
+
+def test_new_options_at_their_defaults_leave_a_configuration_as_it_was():
+    (workload,) = SUITES["polyak_zoom"].scales["smoke"]
+    config = workload.run("polyak_zoom", TunerSpec("polyak"), None, 0, 256)
+    assert set(config.to_json()) == {
+        "suite", "model", "data", "tuner", "steps", "batch_size", "width", "seed",
+        "every", "zoom", "estimator", "examples", "chunk_size", "weight_decay",
+        "steps_per_call",
+    }  # fmt: skip
+    assert config.to_json()["tuner"] == {"kind": "polyak", "value": 1.0}
+    on = dataclasses.replace(config.measure, batch_measurements=True, spectrum=True)
+    changed = dataclasses.replace(config, measure=on).to_json()
+    assert changed["batch_measurements"] is True and changed["spectrum"] is True
+    assert TunerSpec("polyak", options=(("max_stepsize", 3),)) == TunerSpec(
+        "polyak", 3.0
+    )  # one tuner, one configuration
+
+
+def test_the_measurement_spec_builds_the_runs_measurements():
+    spec = MeasureSpec(every=None, examples=64, estimator="lanczos")
+    spec = dataclasses.replace(spec, batch_measurements=True).for_steps(120)
+    measure = spec.build(seed=3)
+    assert measure.every == 2 and measure.examples == 64 and measure.seed == 3
+    assert isinstance(measure.sharpness, et.Lanczos)
+    assert measure.batch_curvature and measure.batch_sharpness
+    assert measure.batch_top_eigenvalue
+    zoom = MeasureSpec(every=None, zoom=(0, 10), measurements=4).for_steps(30)
+    # every 7 steps (0, 7, ..., 28), every step of the window, and the last step
+    assert zoom.count(30) == len({*range(0, 30, 7), *range(10), 29})
+
+
+def test_every_run_measures_as_often_as_its_spec_says(out):
+    for suite in SUITES:
+        for run in run_dirs(out, suite):
+            config = json.loads((run / "config.json").read_text())
+            meta = json.loads((run / "meta.json").read_text())
+            if meta["status"] != "completed":
+                continue
+            spec = MeasureSpec(
+                every=config["every"],
+                zoom=None if config["zoom"] is None else tuple(config["zoom"]),
+            )
+            sharpness = read_history(run / "history.csv")["sharpness"]
+            assert np.isfinite(sharpness).sum() == spec.count(config["steps"]), run
+
+
+def test_the_estimator_choices_are_the_librarys():
+    (action,) = [a for a in cli.parser()._actions if "--estimator" in a.option_strings]
+    assert tuple(action.choices) == tuple(eqtuners.internal.METHODS)
+
+
+def test_a_dry_run_shows_the_runs_the_suite_runs(out, capsys):
+    """`--dry-run` and the run plan with one function: the dry run after the
+    suite lists exactly the run directories the suite wrote."""
+    for suite in ("stochastic", "polyak_cap"):
+        capsys.readouterr()
+        assert run_cli(suite, "--scale", "smoke", "--dry-run", "--out", out) == 0
+        shown = capsys.readouterr().out
+        listed = {line.split(":")[0].strip() for line in shown.splitlines()}
+        assert {str(r) for r in run_dirs(out, suite)} <= listed
+
+
+def test_the_estimate_times_the_real_training_call(tmp_path, monkeypatch, capsys):
+    """The estimate trains each group as the run will: the same stack of tuners and
+    the same measurements (the batch measurements included)."""
+    calls = []
+    train = eqtuners.train
+
+    def recording(model, tuner, data, num_steps, **kwargs):
+        calls.append((tuner, kwargs.get("measure")))
+        return train(model, tuner, data, num_steps, **kwargs)
+
+    monkeypatch.setattr("eqtuners.train", recording)
+    args = ["stochastic_curvature", "--scale", "smoke", "--dry-run"]
+    assert run_cli(*args, "--stepsizes", 1.0, 0.5, "--out", tmp_path) == 0
+    assert "3 runs, 3 to run or resume, about" in capsys.readouterr().out
+    measured = [m for _, m in calls if m is not None]
+    assert measured and all(m.batch_sharpness and m.batch_curvature for m in measured)
+    kinds = {type(t).__name__ for t, _ in calls}
+    assert kinds == {"Constant", "Armijo", "Polyak"}
+    assert not (tmp_path / "stochastic_curvature").exists()
+
+
+# ---------------------------------------------------------------------------
+# Claims per seed.
+
+
+def test_a_report_counts_seeds(tmp_path, monkeypatch):
+    """Two seeds stacked in one compiled call; every claim says in how many of
+    them it holds, with each seed's numbers."""
+    calls = []
+    train = eqtuners.train
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["key"].shape)
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr("eqtuners.train", counting)
+    args = ("polyak_zoom", "--scale", "smoke", "--out", tmp_path, "--no-progress")
+    assert run_cli(*args, "--seeds", 0, 1) == 0
+    assert calls == [(2,)]  # both seeds in one call
+    runs = run_dirs(tmp_path, "polyak_zoom")
+    first, second = (read_history(r / "history.csv")["loss"] for r in runs)
+    assert not np.array_equal(first, second)
+    report = json.loads((tmp_path / "polyak_zoom" / "report.json").read_text())
+    (claim,) = report["claims"]
+    assert claim["of"] == 2 and [s["seed"] for s in claim["seeds"]] == [0, 1]
+    assert claim["held"] == sum(s["holds"] is True for s in claim["seeds"])
+    assert all("correlation" in s["numbers"] for s in claim["seeds"])
+    text = (tmp_path / "polyak_zoom" / "report.md").read_text()
+    assert f"holds in {claim['held']} of 2 seeds" in text
+    assert "seed 0: correlation" in text and "seed 1: correlation" in text
+
+
+def test_claims_are_gathered_per_seed():
+    def claim(holds, where="w", number=1.0):
+        return Claim("C1", "statement", where, {"x": number}, holds)
+
+    seeds = (0, 1, 2)
+    gathered = by_claim(
+        [
+            (seeds, 0, claim(True)),
+            (seeds, 0, claim(True, "v")),
+            (seeds, 1, claim(False, number=2.0)),
+            (seeds, 2, claim(True)),
+            (seeds, 1, claim(None, "v")),
+        ]
+    )
+    first, second = gathered
+    assert (first.where, first.held, first.holds) == ("w", 2, False)
+    assert first.verdict() == "**holds in 2 of 3 seeds**"
+    assert first.to_json()["seeds"][1] == {
+        "seed": 1,
+        "holds": False,
+        "numbers": {"x": 2.0},
+    }
+    # Seed 2 never checked it: not checked, not a failure.
+    assert (second.held, second.holds) == (1, None)
+    assert second.verdict() == "**holds in 1 of 3 seeds (2 not checked)**"
+    assert claim(True).holds and by_claim([((0,), 0, claim(True))])[0].holds is True
+
+
+# ---------------------------------------------------------------------------
+# Any tuner.
+
+
+def test_tuners_by_name_with_hyperparameters_and_by_import_path(
+    tmp_path, capsys, monkeypatch
+):
+    tuners = ["polyak", "polyak:max_stepsize=0.5", "armijo:c=0.1,decrease_factor=0.5"]
+    tuners.append("tests.paper_tuners:ScaledPolyak:scale=0.5")
+    args = ["polyak_zoom", "--scale", "smoke", "--out", tmp_path, "--no-progress"]
+    assert run_cli(*args, "--tuners", *tuners) == 0
+    configs = {
+        r.name: json.loads((r / "config.json").read_text())["tuner"]
+        for r in run_dirs(tmp_path, "polyak_zoom")
+    }
+    assert sorted(configs.values(), key=str) == sorted(
+        [
+            {"kind": "polyak", "value": 1.0},
+            {"kind": "polyak", "value": 0.5},
+            {
+                "kind": "armijo",
+                "value": 1.0,
+                "options": {"c": 0.1, "decrease_factor": 0.5},
+            },
+            {
+                "kind": "tests.paper_tuners:ScaledPolyak",
+                "value": None,
+                "options": {"scale": 0.5},
+            },
+        ],
+        key=str,
+    )
+    # The paper's Polyak keeps its name; the others are told apart by theirs.
+    (workload,) = SUITES["polyak_zoom"].scales["smoke"]
+    paper = workload.run("polyak_zoom", TunerSpec("polyak"), None, 0, 256)
+    assert paper.name in configs
+    assert any(
+        name.startswith("mlp-w0.5-digits-n256-full-scaledpolyak-scale0.5")
+        for name in configs
+    )
+    for run in run_dirs(tmp_path, "polyak_zoom"):
+        meta = json.loads((run / "meta.json").read_text())
+        assert meta["status"] == "completed"
+    capsys.readouterr()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a completed run was trained again")
+
+    monkeypatch.setattr("eqtuners.train", no_training)
+    assert run_cli(*args, "--tuners", *tuners) == 0  # found again: nothing to run
+    assert capsys.readouterr().out.count("completed before, skipped") == 4
+
+
+def test_the_paper_tuners_keep_their_labels():
+    assert TunerSpec("constant", 2**0.5).label == "GD 1.41"
+    assert TunerSpec("armijo").label == "Armijo"
+    assert TunerSpec("polyak", 3.0).label == "Polyak (cap 3)"
+    assert parse_tuner("armijo:c=0.1").label == "Armijo, c=0.1"
+    assert parse_tuner("tests.paper_tuners:ScaledPolyak").label == "ScaledPolyak"
+
+
+def test_a_new_tuner_is_one_entry_of_the_registry(monkeypatch):
+    monkeypatch.setitem(
+        TUNERS,
+        "halfpolyak",
+        Registered(et.Polyak, "Half-Polyak", None, None, "#000000"),
+    )
+    spec = parse_tuner("halfpolyak:max_stepsize=0.5")
+    assert spec.build().max_stepsize == 0.5 and spec.color == "#000000"
+    assert spec.label == "Half-Polyak, max_stepsize=0.5"
+    assert "halfpolyak" in str(pytest.raises(TunerError, parse_tuner, "nosuch").value)
+
+
+def test_each_tuner_has_one_colour_in_every_figure():
+    """Armijo's colour does not depend on how many GD runs come before it (the
+    stochastic suite runs GD at two steps, stochastic_curvature at one)."""
+    colors = {}
+    for name in ("stochastic", "stochastic_curvature", "deterministic"):
+        suite = SUITES[name]
+        (workload,) = suite.scales["smoke"]
+        plan = plan_workload(suite, workload, 512, Path("/nonexistent"))
+        runs = [RunResult(c, {}, {}, Path()) for c in plan.configs]
+        for label, color in figures.run_colors(runs).items():
+            colors.setdefault(label, set()).add(to_hex(color))
+    assert colors["Armijo"] == {TUNERS["armijo"].color}
+    assert colors["Polyak"] == {TUNERS["polyak"].color}
+    gd = [label for label in colors if label.startswith("GD")]
+    assert len(gd) == 2 and colors[gd[0]] != colors[gd[1]]  # shades of one colour

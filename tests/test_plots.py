@@ -6,6 +6,7 @@ from matplotlib.colors import to_rgba
 
 import analysis.plots as plots
 from analysis.plots import (
+    Columns,
     Curve,
     plot_batch_size_grid,
     plot_cap_sweep,
@@ -223,7 +224,9 @@ def test_other_columns_by_name(tmp_path, figures):
     h = history()
     h["batch_sharpness"] = h["sharpness"] * 2
     path = tmp_path / "a.png"
-    plot_panels([Curve("Polyak", h)], path, sharpness_key="batch_sharpness")
+    plot_panels(
+        [Curve("Polyak", h)], path, columns=Columns(sharpness="batch_sharpness")
+    )
     axes = figures[0].get_axes()
     assert axes[1].get_ylabel() == "batch sharpness"
     product = axes[3].get_lines()[0].get_ydata()
@@ -376,6 +379,10 @@ def test_spectral_densities_share_a_grid_and_keep_colours(tmp_path, figures):
         (lambda p: plot_cap_sweep({}, p), "`polyak`"),
         (lambda p: plot_polyak_zoom(deterministic_curves(), p), "`curve`"),
         (lambda p: plot_spectral_densities({}, p), "`panels`"),
+        (
+            lambda p: plot_panels(deterministic_curves(), p, columns="sharpness"),
+            "`columns` must be an analysis.plots.Columns",
+        ),
         (lambda p: plot_spectral_densities({"a": {}}, p), "Each panel"),
         (
             lambda p: plot_spectral_densities(
@@ -388,6 +395,26 @@ def test_spectral_densities_share_a_grid_and_keep_colours(tmp_path, figures):
 def test_bad_input(tmp_path, call, match):
     with pytest.raises(ValueError, match=match):
         call(tmp_path / "x.png")
+
+
+def test_the_public_names_are_exported():
+    assert set(plots.__all__) >= {"Columns", "Curve", "plot_spectral_densities"}
+    assert all(hasattr(plots, name) for name in plots.__all__)
+
+
+def test_columns_are_read_by_every_figure(tmp_path, figures):
+    """One `Columns` names the columns of every figure that reads them."""
+    h = history(every=1)
+    renamed = {("measured_" + k if k == "sharpness" else k): v for k, v in h.items()}
+    columns = Columns(sharpness="measured_sharpness")
+    plot_polyak_zoom(Curve("Polyak", renamed), tmp_path / "z.png", columns=columns)
+    plot_cap_sweep({1.0: renamed}, tmp_path / "c.png", columns=columns)
+    for fig in figures:
+        sharp_ax = fig.get_axes()[1]
+        drawn = np.concatenate([line.get_ydata() for line in sharp_ax.get_lines()])
+        assert (
+            np.isfinite(drawn).any() and sharp_ax.get_ylabel() == "measured sharpness"
+        )
 
 
 def test_running_statistics():

@@ -1,9 +1,11 @@
 """The configuration of one run, and of the step-size sweep some suites need.
 
 A `RunConfig` says everything that makes a run what it is: model, data, tuner,
-batch size, steps, seed and measurement schedule. Its `name` is readable and ends
-with a hash of the whole configuration, so two configurations never share a run
-directory and the same configuration always finds its own.
+batch size, steps, seed and what is measured. Its `name` is readable and ends with
+a hash of the whole configuration (`to_json`), so two configurations never share a
+run directory and the same configuration always finds its own. New options enter
+`to_json` only where they differ from their defaults, so the names of runs made
+before an option existed stay the same.
 """
 
 import dataclasses
@@ -13,6 +15,9 @@ import json
 import jax
 
 import eqtuners as et
+
+from ._measure import MeasureSpec
+from ._tuners import TunerSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,35 +45,6 @@ class DataSpec:
         return "-".join(parts)
 
 
-@dataclasses.dataclass(frozen=True)
-class TunerSpec:
-    """A tuner: `kind` is `"constant"` (GD at `value`), `"armijo"` or `"polyak"`
-    (at the paper's defaults, with `value` the cap `max_stepsize`)."""
-
-    kind: str
-    value: float = 1.0
-
-    def build(self) -> et.AbstractTuner:
-        if self.kind == "constant":
-            return et.Constant(self.value)
-        if self.kind == "armijo":
-            return et.Armijo(max_stepsize=self.value)
-        if self.kind == "polyak":
-            return et.Polyak(max_stepsize=self.value)
-        raise ValueError(f"Unknown tuner kind {self.kind!r}.")
-
-    @property
-    def label(self) -> str:
-        """The name of the run in figures and reports."""
-        if self.kind == "constant":
-            return f"GD {self.value:.3g}"
-        name = {"armijo": "Armijo", "polyak": "Polyak"}[self.kind]
-        return name if self.value == 1.0 else f"{name} (cap {self.value:.3g})"
-
-    def slug(self) -> str:
-        return f"{self.kind}{self.value:.4g}"
-
-
 def short_hash(obj) -> str:
     text = json.dumps(obj, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
@@ -76,32 +52,37 @@ def short_hash(obj) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """One run of a suite (see the module docstring)."""
+    """One run of a suite (see the module docstring); `measure` has its schedule
+    resolved (`MeasureSpec.for_steps`)."""
 
     suite: str
     model: str
     data: DataSpec
     tuner: TunerSpec
     steps: int
+    measure: MeasureSpec
     batch_size: int | None = None
     width: float = 1.0
     seed: int = 0
-    every: int | None = 20
-    zoom: tuple[int, int] | None = None
-    estimator: str = "power"
-    examples: int | None = None
     chunk_size: int | None = None
     weight_decay: float = 1e-4
     steps_per_call: int = 100
-    batch_measurements: bool = False
-    spectrum: bool = False
 
     def to_json(self) -> dict:
-        config = dataclasses.asdict(self)
-        for field in ("batch_measurements", "spectrum"):
-            if not config[field]:  # the names of runs made before it existed
-                del config[field]
-        return config
+        return {
+            "suite": self.suite,
+            "model": self.model,
+            "data": dataclasses.asdict(self.data),
+            "tuner": self.tuner.to_json(),
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "width": self.width,
+            "seed": self.seed,
+            **self.measure.to_json(),
+            "chunk_size": self.chunk_size,
+            "weight_decay": self.weight_decay,
+            "steps_per_call": self.steps_per_call,
+        }
 
     @property
     def name(self) -> str:
@@ -112,22 +93,11 @@ class RunConfig:
             f"-s{self.seed}-{short_hash(self.to_json())}"
         )
 
-    def group_key(self):
-        """Runs with the same key differ only by the tuner's value and the seed, so
-        they go through one compiled, vmapped `train` call."""
-        return dataclasses.replace(self, tuner=TunerSpec(self.tuner.kind), seed=0)
-
     def measurements(self) -> et.Measurements:
-        return et.Measurements(
-            self.every,
-            zoom=self.zoom,
-            examples=self.examples,
-            seed=self.seed,
-            sharpness=self.estimator,
-            batch_curvature=self.batch_measurements,
-            batch_sharpness=self.batch_measurements,
-            batch_top_eigenvalue=self.batch_measurements,
-        )
+        """The run's `eqtuners.Measurements`. The measurement set is drawn with
+        the data's seed, not the run's: every seed of a workload is measured on
+        the same examples, and seeds stacked in one call share them."""
+        return self.measure.build(self.data.seed)
 
     def keys(self):
         """`(model key, training key)` from the seed."""

@@ -1,17 +1,17 @@
 """Turns run configurations into `eqtuners.train` calls and their rows into files.
 
-Runs that differ only by the tuner's value and the seed go through one compiled,
-vmapped `train` call (a `Stack` of tuners and of models, a batch of keys); their
-rows are split back into one directory per run. Completed runs are skipped; an
-interrupted run resumes from its checkpoint. The step-size sweep is one stacked
-call as well, and its outcome is kept in `sweeps/` for every suite to reuse.
+Runs of one group (`_plan.group_runs`: they differ only by the tuner's
+hyperparameters and the seed) go through one compiled, vmapped `train` call (a
+`Stack` of tuners and of models, a batch of keys); their rows are split back into
+one directory per run. Completed runs are skipped; an interrupted run resumes from
+its checkpoint. The step-size sweep is one stacked call as well, and its outcome is
+kept in `sweeps/` for every suite to reuse. `train_arguments` and
+`sweep_arguments` are the calls' arguments, which the time estimate times too.
 """
 
 import dataclasses
-import json
 import time
 import warnings
-from collections import defaultdict
 from pathlib import Path
 
 import equinox as eqx
@@ -22,7 +22,9 @@ import eqtuners as et
 
 from .._rundir import COMPLETED, INTERRUPTED, RunDirectory, now, write_json
 from ._config import RunConfig, SweepConfig
+from ._plan import sweep_outcome
 from ._spectrum import write_spectra
+from ._stats import summarise
 
 
 class DataCache:
@@ -49,10 +51,24 @@ def build_model(name, width, data, key):
     return et.make_model(name, data.input_shape, data.num_classes, key=key, width=width)
 
 
-def sweep_outcome(config: SweepConfig, out: Path) -> dict | None:
-    """The outcome of the sweep already in `out/sweeps/`, or `None`."""
-    path = out / "sweeps" / f"{config.name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+def _stacked_or_single(items):
+    return items[0] if len(items) == 1 else et.stack(items)
+
+
+def sweep_arguments(config: SweepConfig, data: et.Dataset) -> dict:
+    """The `eqtuners.train` arguments of the sweep: GD at every step size of the
+    grid, one stacked run, nothing measured."""
+    model_key, train_key = jax.random.split(jax.random.key(config.seed))
+    return dict(
+        model=build_model(config.model, config.width, data, model_key),
+        tuner=et.stack([et.Constant(s) for s in config.grid]),
+        data=data,
+        num_steps=config.steps,
+        key=train_key,
+        measure=None,
+        weight_decay=config.weight_decay,
+        chunk_size=chunk_size_of(config.model, config.chunk_size),
+    )
 
 
 def run_sweep(config: SweepConfig, data: et.Dataset, out: Path, progress) -> dict:
@@ -61,24 +77,10 @@ def run_sweep(config: SweepConfig, data: et.Dataset, out: Path, progress) -> dic
     done = sweep_outcome(config, out)
     if done is not None:
         return done
-    path = out / "sweeps" / f"{config.name}.json"
     print(f"Sweep: GD at {len(config.grid)} step sizes, {config.steps} steps each.")
-    model_key, train_key = jax.random.split(jax.random.key(config.seed))
-    model = build_model(config.model, config.width, data, model_key)
-    tuners = et.stack([et.Constant(s) for s in config.grid])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # divergence is expected
-        result = et.train(
-            model,
-            tuners,
-            data,
-            config.steps,
-            key=train_key,
-            measure=None,
-            weight_decay=config.weight_decay,
-            chunk_size=chunk_size_of(config.model, config.chunk_size),
-            progress=progress,
-        )
+        result = et.train(**sweep_arguments(config, data), progress=progress)
     outcomes = []
     for stepsize, run in zip(config.grid, result.unstack()):
         loss = run.history["loss"]
@@ -106,37 +108,40 @@ def run_sweep(config: SweepConfig, data: et.Dataset, out: Path, progress) -> dic
         "outcomes": outcomes,
         "chosen": stable[-2:][::-1],
     }
+    path = out / "sweeps" / f"{config.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, sweep)
     return sweep
 
 
-def summarise(history: dict, test_accuracy: float | None) -> dict:
-    """The numbers a run's meta keeps: the last training loss and sharpness (both
-    measured at the last step), the median step size x sharpness over the second
-    half, the test accuracy."""
-    measured = np.isfinite(history["sharpness"])
-    late = measured & (history["step"] >= history["step"][-1] / 2)
-
-    def last(key):
-        values = history[key][np.isfinite(history[key])]
-        return float(values[-1]) if values.size else None
-
-    return {
-        "steps": int(len(history["step"])),
-        "final_train_loss": last("train_loss"),
-        "final_sharpness": last("sharpness"),
-        "median_stepsize_x_sharpness_second_half": (
-            float(np.median(history["stepsize_x_sharpness"][late]))
-            if late.any()
-            else None
-        ),
-        "test_accuracy": test_accuracy,
-    }
+def _members(configs: list[RunConfig], data):
+    """Each run's model, tuner and training key."""
+    models, tuners, keys = [], [], []
+    for c in configs:
+        model_key, train_key = c.keys()
+        models.append(build_model(c.model, c.width, data, model_key))
+        tuners.append(c.tuner.build())
+        keys.append(train_key)
+    return models, tuners, keys
 
 
-def _stacked_or_single(items):
-    return items[0] if len(items) == 1 else et.stack(items)
+def train_arguments(configs: list[RunConfig], data: et.Dataset, members=None) -> dict:
+    """The `eqtuners.train` arguments of a group of runs (one run, or a stack);
+    `members`: their `(models, tuners, keys)`, if already built."""
+    models, tuners, keys = members or _members(configs, data)
+    config = configs[0]
+    return dict(
+        model=_stacked_or_single(models),
+        tuner=_stacked_or_single(tuners),
+        data=data,
+        num_steps=config.steps,
+        key=keys[0] if len(keys) == 1 else jax.numpy.stack(keys),
+        batch_size=config.batch_size,
+        measure=config.measurements(),
+        weight_decay=config.weight_decay,
+        chunk_size=chunk_size_of(config.model, config.chunk_size),
+        steps_per_call=config.steps_per_call,
+    )
 
 
 def _state_slices(state, runs: int | None):
@@ -145,31 +150,21 @@ def _state_slices(state, runs: int | None):
 
 
 def _split_rows(rows, runs: int | None):
+    """Per-run rows; a stacked run's rows after it stopped are NaN in every column
+    but `step`: they are dropped (the row where it stopped, with its non-finite
+    loss, stays)."""
     if runs is None:
         return [rows]
-    return [{k: v[i] for k, v in rows.items()} for i in range(runs)]
+    split = []
+    for i in range(runs):
+        run = {k: v[i] for k, v in rows.items()}
+        values = np.stack([v for k, v in run.items() if k != "step"])
+        keep = ~np.all(np.isnan(values), axis=0)
+        split.append({k: v[keep] for k, v in run.items()})
+    return split
 
 
-def _cut_at_stop(rows: dict) -> dict:
-    """A stacked run's rows after it stopped are NaN in every column but `step`:
-    drop them (the row where it stopped, with its non-finite loss, stays)."""
-    values = np.stack([v for k, v in rows.items() if k != "step"])
-    keep = ~np.all(np.isnan(values), axis=0)
-    return {k: v[keep] for k, v in rows.items()}
-
-
-def _members(todo, data):
-    """Each run's model, tuner and training key."""
-    models, tuners, keys = [], [], []
-    for c, _ in todo:
-        model_key, train_key = c.keys()
-        models.append(build_model(c.model, c.width, data, model_key))
-        tuners.append(c.tuner.build())
-        keys.append(train_key)
-    return models, tuners, keys
-
-
-def _resume_state(todo, members, data, config):
+def _resume_state(todo, members, data):
     """The (stacked) state to resume from when every run of the group has a
     checkpoint at the same step; otherwise `None`, and the runs start over."""
     states = []
@@ -192,19 +187,16 @@ def _resume_state(todo, members, data, config):
 
 
 def run_group(configs: list[RunConfig], data, out: Path, progress) -> list[str]:
-    """Runs `configs` (one group: they differ by tuner value and seed only) as one
-    stacked `train` call, resuming from the runs' checkpoints. Returns the final
-    statuses."""
+    """Runs `configs` (one group) as one stacked `train` call, resuming from the
+    runs' checkpoints. Returns the final statuses."""
     dirs = [RunDirectory(out / "runs" / c.name, c.to_json()) for c in configs]
     todo = [(c, d) for c, d in zip(configs, dirs) if not d.done]
     if not todo:
         return [f"{d.status} before, skipped" for d in dirs]
-    config = todo[0][0]
-    chunk_size = chunk_size_of(config.model, config.chunk_size)
-    members = _members(todo, data)
-    models, tuners, keys = members
+    members = _members([c for c, _ in todo], data)
+    arguments = train_arguments([c for c, _ in todo], data, members)
     runs = None if len(todo) == 1 else len(todo)
-    resume = _resume_state(todo, members, data, config)
+    resume = _resume_state(todo, members, data)
     for c, d in todo:
         d.start(
             {
@@ -218,43 +210,35 @@ def run_group(configs: list[RunConfig], data, out: Path, progress) -> list[str]:
         for (_, d), run_rows, run_state in zip(
             todo, _split_rows(rows, runs), _state_slices(state, runs)
         ):
-            run_rows = run_rows if runs is None else _cut_at_stop(run_rows)
             if len(run_rows["step"]):
                 d.append(run_rows)
             d.save_checkpoint(run_state)
 
     start = time.perf_counter()
-    finished = resume is not None and int(resume.step) >= config.steps
+    finished = resume is not None and int(resume.step) >= arguments["num_steps"]
     try:
-        if not finished:
+        if finished:  # killed after its last rows: only the status was missing
+            final = [(None, s.params) for s in _state_slices(resume, runs)]
+        else:
             result = et.train(
-                _stacked_or_single(models),
-                _stacked_or_single(tuners),
-                data,
-                config.steps,
-                key=keys[0] if runs is None else jax.numpy.stack(keys),
-                batch_size=config.batch_size,
-                measure=config.measurements(),
-                weight_decay=config.weight_decay,
-                chunk_size=chunk_size,
-                steps_per_call=config.steps_per_call,
-                callback=write,
-                resume=resume,
-                progress=progress,
+                **arguments, callback=write, resume=resume, progress=progress
             )
+            final = [(r.diverged_at, r.state.params) for r in result.unstack()]
     except BaseException:
         for _, d in todo:
             d.set_status(INTERRUPTED)
         raise
-    seconds = time.perf_counter() - start
-    if finished:  # killed after its last rows: only the status was missing
-        final = [(None, s.params) for s in _state_slices(resume, runs)]
-    else:
-        final = [(r.diverged_at, r.state.params) for r in result.unstack()]
+    _finish(todo, final, members[0], arguments, time.perf_counter() - start)
+    return [d.status for d in dirs]
+
+
+def _finish(todo, final, models, arguments, seconds) -> None:
+    """Each run's test accuracy, spectra (if asked for), status and summary."""
+    data, chunk_size = arguments["data"], arguments["chunk_size"]
     for (c, d), (diverged, params), model in zip(todo, final, models):
         trained = eqx.combine(params, eqx.partition(model, eqx.is_inexact_array)[1])
         accuracy = et.accuracy(trained, data.test_x, data.test_y, chunk_size)
-        if c.spectrum:
+        if c.measure.spectrum:
             write_spectra(c, d.path, model, trained, data, chunk_size)
         d.set_status(
             COMPLETED if diverged is None else f"diverged at step {diverged}",
@@ -262,12 +246,3 @@ def run_group(configs: list[RunConfig], data, out: Path, progress) -> list[str]:
             seconds=round(seconds, 2),
             summary=summarise(d.history(), float(accuracy)),
         )
-    return [d.status for d in dirs]
-
-
-def group_runs(configs: list[RunConfig]) -> list[list[RunConfig]]:
-    """Configurations grouped by `RunConfig.group_key`, in their order."""
-    groups = defaultdict(list)
-    for c in configs:
-        groups[c.group_key()].append(c)
-    return list(groups.values())

@@ -1,5 +1,5 @@
 """The Hessian's spectral density at the start and the end of a run, written beside
-its history as `spectrum.npz` (`RunConfig.spectrum`).
+its history as `spectrum.npz` (`MeasureSpec.spectrum`).
 
 Both are measured on the run's measurement set (the examples its sharpness is
 measured on), of the objective it trains (with weight decay), by stochastic
@@ -23,17 +23,9 @@ FILE = "spectrum.npz"
 
 @eqx.filter_jit
 def _quadrature(model, x, y, weight_decay, chunk_size, key):
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-
-    def fn(p):
-        return et.objective(
-            eqx.combine(p, static),
-            x,
-            y,
-            weight_decay=weight_decay,
-            chunk_size=chunk_size,
-        )
-
+    fn, params = et.objective_fn(
+        model, x, y, weight_decay=weight_decay, chunk_size=chunk_size
+    )
     return et.spectral_density(
         fn, params, num_samples=PROBES, lanczos_steps=LANCZOS_STEPS, key=key
     )[0]

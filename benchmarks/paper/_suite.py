@@ -1,35 +1,37 @@
-"""What a suite is: workloads per scale, how they expand into runs, and what is
-checked and drawn at the end.
+"""What a suite is: workloads per scale, the tuners it runs on them, and the names
+of the claims it checks and the figures it draws.
 
-A **workload** is a model on a dataset with a step budget and a measurement
-schedule; a suite's scale lists its workloads, and the suite expands each into runs
-(tuners, batch sizes, seeds). Command-line options override the workloads of a
-scale (`override`).
+A **workload** is a model on a dataset with a step budget and what is measured; a
+suite's scale lists its workloads, and `_plan.plan_workload` expands each into
+runs (tuners, batch sizes, seeds). Command-line options override the workloads of
+a scale (`override`).
 """
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from ._config import SWEEP_GRID, DataSpec, RunConfig, SweepConfig, short_hash
+from ._measure import MeasureSpec
+from ._tuners import TunerSpec
 
 SCALES = ("paper", "offline", "cpu", "smoke")
 
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
-    """A model on a dataset, with its budget and measurement schedule.
+    """A model on a dataset, with its budget and measurements.
 
     - `steps`: steps per run (full batch), or `epochs` per run for mini-batch runs
       (then `steps` is ignored and each batch size gets `epochs` epochs).
-    - `every`: steps between measurements (`None`: `steps // measurements`).
-    - `batch_measurements`: also measure the batch curvature, batch sharpness and
-      batch top eigenvalue (`eqtuners.Measurements`).
-    - `spectrum`: also estimate the Hessian's spectral density on the measurement
-      set at the start and at the end of each run (`eqtuners.spectral_density`).
+    - `measure`: what is measured and when (`MeasureSpec`).
+    - `seeds`: a run per seed of every tuner and batch size, stacked in one
+      compiled call with the other runs of its group; claims are checked per seed.
+    - `tuners`: the tuners run besides GD at the sweep's steps (`None`: the
+      suite's own).
     - `sweep_steps`, `sweep_data`: the step-size sweep (full batch, on `sweep_data`,
       by default `data`); `stepsizes` skips it.
     """
@@ -40,15 +42,10 @@ class Workload:
     width: float = 1.0
     batch_sizes: tuple[int | None, ...] = (None,)
     epochs: float | None = None
-    every: int | None = 20
-    measurements: int = 60
-    zoom: tuple[int, int] | None = None
-    estimator: str = "power"
-    examples: int | None = None
-    batch_measurements: bool = False
-    spectrum: bool = False
+    measure: MeasureSpec = MeasureSpec()
     chunk_size: int | None = None
     seeds: tuple[int, ...] = (0,)
+    tuners: tuple[TunerSpec, ...] | None = None
     sweep_steps: int = 500
     sweep_data: DataSpec | None = None
     stepsizes: tuple[float, ...] | None = None
@@ -74,22 +71,16 @@ class Workload:
 
     def run(self, suite: str, tuner, batch_size, seed, num_examples) -> RunConfig:
         steps = self.steps_for(batch_size, num_examples)
-        every = self.every or max(1, steps // self.measurements)
         return RunConfig(
             suite=suite,
             model=self.model,
             data=self.data,
             tuner=tuner,
             steps=steps,
+            measure=self.measure.for_steps(steps),
             batch_size=batch_size,
             width=self.width,
             seed=seed,
-            every=every,
-            zoom=self.zoom,
-            estimator=self.estimator,
-            examples=self.examples,
-            batch_measurements=self.batch_measurements,
-            spectrum=self.spectrum,
             chunk_size=self.chunk_size,
             steps_per_call=min(self.steps_per_call, steps),
         )
@@ -122,16 +113,20 @@ class WorkloadResult(NamedTuple):
     runs: list[RunResult]
     sweep: dict | None
 
+    def of_seed(self, seed: int) -> list[RunResult]:
+        return [r for r in self.runs if r.config.seed == seed]
+
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
     """An experiment of the paper (see `benchmarks.paper.suites`).
 
-    - `plan(workload, stepsizes, num_examples)`: the workload's runs, given the
-      sweep's two step sizes (or `None` when it needs no sweep).
-    - `needs_sweep`: whether the workloads' fixed step sizes come from the sweep.
-    - `claims(results)`: the paper's claims checked on the results.
-    - `figures(results, directory)`: draws the figures, returns their paths.
+    - `scales`: the workloads of each scale.
+    - `tuners`: the tuners run on every workload, batch size and seed.
+    - `gd_at_sweep`: how many of the sweep's two largest stable step sizes GD
+      runs at as well, largest first (0: no sweep).
+    - `claims`: the names of the claims checked (`benchmarks.paper.claims`).
+    - `figures`: the names of the figures drawn (`benchmarks.paper.figures`).
     - `minutes`: the measured wall time per scale, `(2 CPU cores, one GPU)`, `None`
       where not measured (a scale missing here: neither was).
     """
@@ -140,13 +135,18 @@ class Suite:
     doc: str
     figures_of_paper: str
     scales: dict[str, tuple[Workload, ...]]
-    plan: Callable[[Workload, Sequence[float] | None, int], list[RunConfig]]
-    needs_sweep: bool
-    claims: Callable[[list[WorkloadResult]], list]
-    figures: Callable[[list[WorkloadResult], Path], list[Path]]
+    tuners: tuple[TunerSpec, ...]
+    claims: tuple[str, ...]
+    figures: tuple[str, ...]
+    gd_at_sweep: int = 0
     minutes: dict[str, tuple[float | None, float | None]] = dataclasses.field(
         default_factory=dict
     )
+
+    @property
+    def needs_sweep(self) -> bool:
+        """Whether the workloads' fixed step sizes come from the sweep."""
+        return self.gd_at_sweep > 0
 
 
 def _dedupe(workloads):
@@ -157,8 +157,9 @@ def override(workloads: Sequence[Workload], options: dict) -> tuple[Workload, ..
     """The workloads with the command line's overrides.
 
     `dataset` and `model` select the workloads on that dataset or model when the
-    scale has some, and otherwise replace theirs; every other option replaces the
-    field of the same name in every workload.
+    scale has some, and otherwise replace theirs; `subset` and `pad_to` replace
+    the data's, the fields of `MeasureSpec` the measurements', and every other
+    option the workload's field of the same name. `None` changes nothing.
     """
     workloads = tuple(workloads)
     for field, get in (
@@ -174,14 +175,19 @@ def override(workloads: Sequence[Workload], options: dict) -> tuple[Workload, ..
                 _replace_choice(w, field, value) for w in workloads for value in wanted
             )
         workloads = _dedupe(chosen)
-    changes = {k: v for k, v in options.items() if k not in ("dataset", "model")}
-    changes = {k: v for k, v in changes.items() if v is not None}
+    changes = {
+        k: v
+        for k, v in options.items()
+        if k not in ("dataset", "model") and v is not None
+    }
     data_changes = {k: changes.pop(k) for k in ("subset", "pad_to") if k in changes}
+    measure_fields = {f.name for f in dataclasses.fields(MeasureSpec)}
+    measure_changes = {k: changes.pop(k) for k in list(changes) if k in measure_fields}
     result = []
     for w in workloads:
-        if data_changes:
-            w = dataclasses.replace(w, data=dataclasses.replace(w.data, **data_changes))
-        result.append(dataclasses.replace(w, **changes))
+        data = dataclasses.replace(w.data, **data_changes)
+        measure = dataclasses.replace(w.measure, **measure_changes)
+        result.append(dataclasses.replace(w, data=data, measure=measure, **changes))
     return _dedupe(result)
 
 

@@ -3,11 +3,12 @@ experiment of the paper.
 
 It expands the suite into runs, skips those already completed, resumes those
 interrupted (Ctrl-C, SIGTERM or a kill: run the same command again), and at the
-end draws the figures and writes `report.md`, the paper's claims checked on the
-suite's own numbers. `--list` shows the suites, their runs and expected times;
-`--dry-run` shows what would run and where, with a time estimated from measured
-step times. A mistake on the command line, or a missing dataset, is one line on
-stderr and exit status 2.
+end draws the figures and writes `report.md`, the paper's claims checked on each
+seed's runs. `--list` shows the suites, their runs and expected times; `--dry-run`
+shows what would run and where, with a time estimated from measured step times.
+`--tuners` runs other tuners (by name with hyperparameters, or a user's own by
+import path). A mistake on the command line is one line on stderr and exit status
+2; so is a missing dataset, whose message says on a few lines how to provide it.
 """
 
 import argparse
@@ -18,11 +19,11 @@ from pathlib import Path
 
 import eqtuners as et
 
-from .._rundir import RunDirectory
-from ._config import RunConfig
-from ._orchestrate import UserError, estimate_seconds, run_suite
-from ._runner import DataCache, group_runs, sweep_outcome
+from ._measure import flags as measure_flags
+from ._orchestrate import UserError, dry_run, run_suite
+from ._runner import DataCache
 from ._suite import SCALES, override
+from ._tuners import TUNERS, TunerError, parse_tuner
 from .suites import SUITES
 
 PROG = "python -m benchmarks.paper"
@@ -55,6 +56,13 @@ def _positive(kind):
     return parse
 
 
+def _tuner(text):
+    try:
+        return parse_tuner(text)
+    except TunerError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
@@ -74,39 +82,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show what would run and where, with a measured time estimate",
     )
-    o = p.add_argument_group("overrides of the scale (default: the scale's own)")
-    o.add_argument("--dataset", nargs="+", choices=sorted(et.DATASETS), help="data")
-    o.add_argument("--model", nargs="+", choices=sorted(et.MODELS), help="models")
-    o.add_argument("--width", type=_positive(float), help="model width multiplier")
-    o.add_argument("--steps", type=_positive(int), help="steps per full-batch run")
-    o.add_argument("--epochs", type=_positive(float), help="epochs per mini-batch run")
-    o.add_argument(
-        "--batch-sizes", type=_positive(int), nargs="+", help="mini-batch sizes"
-    )
-    o.add_argument("--seeds", type=int, nargs="+", default=None, help="run seeds")
-    o.add_argument("--every", type=_positive(int), help="steps between measurements")
-    o.add_argument(
-        "--estimator",
-        choices=("power", "lanczos", "lobpcg", "directional"),
-        help="sharpness estimator ('power': the paper's power iteration)",
-    )
-    o.add_argument(
-        "--examples", type=_positive(int), help="sharpness measurement set size"
-    )
-    o.add_argument("--subset", type=_positive(int), help="class-balanced subset")
-    o.add_argument("--pad-to", type=_positive(int), help="pad images to this size")
-    o.add_argument("--chunk-size", type=_positive(int), help="examples per chunk")
-    o.add_argument("--sweep-steps", type=_positive(int), help="steps per sweep run")
-    o.add_argument(
-        "--stepsizes",
-        type=_positive(float),
-        nargs=2,
-        default=None,
-        help="the two fixed step sizes (skips the sweep)",
-    )
-    o.add_argument(
-        "--steps-per-call", type=_positive(int), help="steps between checkpoints"
-    )
+    _add_overrides(p.add_argument_group("overrides of the scale (default: its own)"))
     p.add_argument(
         "--data-dir",
         default=None,
@@ -121,6 +97,51 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_overrides(o) -> None:
+    o.add_argument("--dataset", nargs="+", choices=sorted(et.DATASETS), help="data")
+    o.add_argument("--model", nargs="+", choices=sorted(et.MODELS), help="models")
+    o.add_argument(
+        "--tuners",
+        nargs="+",
+        type=_tuner,
+        metavar="TUNER",
+        help="the tuners run besides GD at the sweep's steps: NAME[:ARG=VALUE,...] "
+        f"({', '.join(sorted(TUNERS))}; e.g. polyak:max_stepsize=3) or "
+        "package.module:Class[:ARG=VALUE,...] for an AbstractTuner of your own",
+    )
+    o.add_argument("--width", type=_positive(float), help="model width multiplier")
+    o.add_argument("--steps", type=_positive(int), help="steps per full-batch run")
+    o.add_argument("--epochs", type=_positive(float), help="epochs per mini-batch run")
+    o.add_argument(
+        "--batch-sizes", type=_positive(int), nargs="+", help="mini-batch sizes"
+    )
+    o.add_argument("--seeds", type=int, nargs="+", default=None, help="run seeds")
+    for field in measure_flags():
+        flag = field.metadata["flag"]
+        name = "--" + field.name.replace("_", "-")
+        if field.type is bool:
+            o.add_argument(
+                name, action=argparse.BooleanOptionalAction, help=flag["help"]
+            )
+        else:
+            kind = None if flag["type"] is None else _positive(flag["type"])
+            o.add_argument(name, type=kind, choices=flag["choices"], help=flag["help"])
+    o.add_argument("--subset", type=_positive(int), help="class-balanced subset")
+    o.add_argument("--pad-to", type=_positive(int), help="pad images to this size")
+    o.add_argument("--chunk-size", type=_positive(int), help="examples per chunk")
+    o.add_argument("--sweep-steps", type=_positive(int), help="steps per sweep run")
+    o.add_argument(
+        "--stepsizes",
+        type=_positive(float),
+        nargs=2,
+        default=None,
+        help="the two fixed step sizes (skips the sweep)",
+    )
+    o.add_argument(
+        "--steps-per-call", type=_positive(int), help="steps between checkpoints"
+    )
+
+
 def _overrides(args) -> dict:
     if args.stepsizes is not None and args.stepsizes[0] == args.stepsizes[1]:
         raise UserError(
@@ -131,39 +152,35 @@ def _overrides(args) -> dict:
         raise UserError(f"--seeds has duplicates: {args.seeds}.")
     if args.seeds is not None and min(args.seeds) < 0:
         raise UserError(f"--seeds must be >= 0, got {args.seeds}.")
-    return {
-        "dataset": args.dataset,
-        "model": args.model,
-        "width": args.width,
-        "steps": args.steps,
-        "epochs": args.epochs,
-        "batch_sizes": None if args.batch_sizes is None else tuple(args.batch_sizes),
-        "seeds": None if args.seeds is None else tuple(args.seeds),
-        "every": args.every,
-        "estimator": args.estimator,
-        "examples": args.examples,
-        "subset": args.subset,
-        "pad_to": args.pad_to,
-        "chunk_size": args.chunk_size,
-        "sweep_steps": args.sweep_steps,
+    tuple_or_none = {
+        "batch_sizes": args.batch_sizes,
+        "seeds": args.seeds,
+        "tuners": None if args.tuners is None else dict.fromkeys(args.tuners),
         "stepsizes": None
         if args.stepsizes is None
-        else tuple(sorted(args.stepsizes, reverse=True)),
-        "steps_per_call": args.steps_per_call,
+        else sorted(args.stepsizes, reverse=True),
     }
-
-
-def _count(number, noun: str) -> str:
-    return f"{number:g} {noun}{'' if number == 1 else 's'}"
+    fields = ["dataset", "model", "width", "steps", "epochs", "subset", "pad_to"]
+    fields += ["chunk_size", "sweep_steps", "steps_per_call"]
+    fields += [f.name for f in measure_flags()]
+    return {name: getattr(args, name) for name in fields} | {
+        k: None if v is None else tuple(v) for k, v in tuple_or_none.items()
+    }
 
 
 def _minutes(value) -> str:
     return "not measured" if value is None else f"{value:g} min"
 
 
+def _count(number, noun: str) -> str:
+    return f"{number:g} {noun}{'' if number == 1 else 's'}"
+
+
 def list_suites() -> None:
     for name, suite in SUITES.items():
         print(f"{name}: the paper's {suite.figures_of_paper}")
+        gd = "GD at the sweep's steps, " if suite.needs_sweep else ""
+        print(f"  tuners: {gd}{', '.join(t.label for t in suite.tuners)}")
         for scale in SCALES:
             cpu, gpu = suite.minutes.get(scale, (None, None))
             print(
@@ -178,33 +195,6 @@ def list_suites() -> None:
                     _count(w.epochs, "epoch") if w.epochs else _count(w.steps, "step")
                 )
                 print(f"    {w.label}: {batches}; {budget}")
-
-
-def dry_run(suite, workloads, out: Path, data: DataCache) -> None:
-    for w, count, todo, seconds in estimate_seconds(suite, workloads, data, out):
-        left = f"about {seconds / 60:.1f} min (measured)" if todo else "nothing to do"
-        print(f"{w.label}: {_count(count, 'run')}, {todo} to run or resume, {left}")
-        stepsizes = w.stepsizes
-        dataset = data(w.data)
-        if suite.needs_sweep and stepsizes is None:
-            swept = sweep_outcome(w.sweep(), out)
-            if swept is None:
-                print("  (GD step sizes come from the sweep; shown as placeholders)")
-                stepsizes = (0.5, 0.25)
-            else:
-                stepsizes = swept["chosen"]
-                print(f"  (GD step sizes from the sweep already run: {stepsizes})")
-        for group in group_runs(suite.plan(w, stepsizes, dataset.train_x.shape[0])):
-            for c in group:
-                print(f"  {_state(out / suite.name / 'runs' / c.name, c)}")
-
-
-def _state(path: Path, config: RunConfig) -> str:
-    status = RunDirectory(path, config.to_json()).status
-    what = {None: "to run", "completed": "completed, skipped"}.get(
-        status, f"{status}, to resume"
-    )
-    return f"{path}: {what}"
 
 
 def _check_plotting() -> None:
@@ -232,9 +222,6 @@ def main(argv=None) -> int:
         workloads = override(suite.scales[args.scale], _overrides(args))
         data = DataCache(args.data_dir)
         if args.dry_run:
-            from ._orchestrate import prepare
-
-            prepare(suite, workloads, data)
             dry_run(suite, workloads, args.out, data)
             return 0
         signal.signal(signal.SIGTERM, _interrupt)
