@@ -37,6 +37,12 @@ def fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+# The process's umask, read once (reading it means setting it): files replaced
+# atomically get the permissions a plain `open` would give them, not mkstemp's 0o600.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def replace_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Replaces `path` by what `write(file)` writes to a binary file (see the
     module docstring). The temporary file is removed if `write` raises."""
@@ -45,6 +51,7 @@ def replace_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
     try:
+        os.chmod(temporary, 0o666 & ~_UMASK)
         with os.fdopen(descriptor, "wb") as file:
             write(file)
             file.flush()

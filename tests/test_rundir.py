@@ -23,6 +23,7 @@ from benchmarks._files import (
     check_writable,
     read_rows,
     replace_atomically,
+    write_json,
 )
 from benchmarks._rundir import (
     COMPLETED,
@@ -273,6 +274,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         replace_atomically(path, half_then_fail)
     assert path.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"]
+
+
+def test_replaced_files_get_the_permissions_of_a_plain_open(tmp_path):
+    write_json(tmp_path / "new.json", {"a": 1})
+    (tmp_path / "plain.json").write_text("{}")
+    modes = [(tmp_path / n).stat().st_mode & 0o777 for n in ("new.json", "plain.json")]
+    assert modes[0] == modes[1]
 
 
 def run_python(code, **kwargs):
