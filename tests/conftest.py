@@ -3,10 +3,15 @@ import os
 # The tests compile hundreds of small programs and run each for a moment: LLVM's
 # optimisation passes cost more than they save (a quarter of the suite's time).
 # Appended to the flags a user set; read when the first computation starts.
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "")
-    + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-)
+# `EQTUNERS_TEST_XLA_OPTIMISE=1` keeps XLA's defaults (optimisations on), to check
+# that the tests hold either way (comparisons between two programs must not depend
+# on how XLA compiled them).
+if os.environ.get("EQTUNERS_TEST_XLA_OPTIMISE", "") != "1":
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + " --xla_backend_optimization_level=0"
+        + " --xla_llvm_disable_expensive_passes=true"
+    )
 
 import hypothesis  # noqa: E402
 import jax  # noqa: E402

@@ -1,4 +1,5 @@
-"""Armijo's block search returns exactly what the sequential search returns."""
+"""Armijo's block search returns what the sequential search returns (the same grid
+point and outcome; the two are different programs, so to rounding)."""
 
 import equinox as eqx
 import jax
@@ -36,11 +37,17 @@ def assert_same_search(sequential, block, block_size):
     (s_step, s_state, s_info), (b_step, b_state, b_info) = jax.tree.map(
         np.asarray, (sequential, block)
     )
-    assert s_step.tobytes() == b_step.tobytes()  # bit for bit
-    assert s_state.tobytes() == b_state.tobytes()
+    # Two programs (one trial per round, or a vmapped block): the same grid point
+    # to rounding (a few ulps; the next grid point is a decrease factor away), and
+    # the same discrete outcome (they differ only if a trial's value lay within
+    # rounding of Armijo's threshold).
+    np.testing.assert_allclose(s_step, b_step, rtol=1e-6)
+    np.testing.assert_allclose(s_state, b_state, rtol=1e-6)
     assert set(s_info) == set(b_info)
     for key in s_info:
-        if key != "num_rounds":
+        if key in ("accepted_stepsize", "initial_stepsize"):
+            np.testing.assert_allclose(s_info[key], b_info[key], rtol=1e-6)
+        elif key != "num_rounds":
             assert s_info[key] == b_info[key], key
     num_evals = int(s_info["num_evals"])
     assert int(s_info["num_rounds"]) == num_evals
@@ -185,7 +192,11 @@ def test_training_with_the_block_search_follows_the_sequential_search():
     ]
     sequential, block = histories
     assert set(sequential) == set(block)
-    for key in ("loss", "stepsize", "num_evals", "failed", "stalled"):
+    # Two programs: the same searches (discrete outcomes), and the same losses and
+    # steps to rounding grown along 12 steps (a 1-ulp start moves them by 1e-6).
+    for key in ("num_evals", "failed", "stalled"):
         np.testing.assert_array_equal(sequential[key], block[key], err_msg=key)
+    for key in ("loss", "stepsize"):
+        np.testing.assert_allclose(sequential[key], block[key], rtol=1e-4, err_msg=key)
     assert np.all(sequential["num_evals"] > 1)  # the searches did backtrack
     np.testing.assert_array_equal(block["num_rounds"], -(-sequential["num_evals"] // 4))

@@ -221,14 +221,103 @@ def test_missing_data_fails_at_once_with_the_places_and_steps(tmp_path, monkeypa
         assert time.perf_counter() - start < 10
     assert isinstance(info.value, FileNotFoundError)
     message = str(info.value)
-    assert str(tmp_path / "cifar10") in message
-    assert str(tmp_path / "downloads" / "manual" / "cifar-10-binary.tar.gz") in message
-    assert "tfds build cifar10" in message and "EQTUNERS_DATA_DIR" in message
+    first, *below = message.splitlines()
+    # The first line: what is missing and where it looked.
+    assert first == f"The CIFAR10 dataset is not on this machine: looked in {tmp_path}."
+    # Every place looked in, one per line.
+    for place in [
+        tmp_path / "cifar10",
+        *(tmp_path / n for n in ("cifar-10-binary.tar.gz", "cifar-10-batches-bin")),
+        tmp_path / "downloads" / "manual" / "cifar-10-binary.tar.gz",
+        tmp_path / "downloads" / "manual" / "cifar-10-batches-bin",
+    ]:
+        assert any(line.startswith(f"  - {place}") for line in below), place
+    # The steps, online and offline, with every fact exact.
+    assert f"tfds build cifar10 --data_dir={tmp_path} --file_format=array_record" in (
+        message
+    )
+    assert "pip install 'eqtuners[prepare]'" in message
+    assert "pip install -e '.[prepare]'" in message  # from a clone
+    assert "download=True" in message
+    assert "       https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz" in below
+    assert "163 MiB" in message
+    assert "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd" in message
+    manual = tmp_path / "downloads" / "manual" / "cifar-10-binary.tar.gz"
+    assert f"       {manual}" in below
+    assert "(or to the data directory itself)" in message
+    assert "$EQTUNERS_DATA_DIR" in message and "$TFDS_DATA_DIR" in message
+    assert "~/tensorflow_datasets" in message
+    assert "tensorflow-datasets is " in message and "; TensorFlow is " in message
+    assert_short_lines(message, tmp_path)
 
-    with pytest.raises(et.DatasetNotFoundError, match="dataset-fashion-mnist"):
+    with pytest.raises(et.DatasetNotFoundError) as info:
         et.load_fashion_mnist(data_dir=tmp_path)
-    with pytest.raises(et.DatasetNotFoundError, match="t10k-labels-idx1-ubyte"):
+    message = str(info.value)
+    assert message.splitlines()[0] == (
+        f"The Fashion-MNIST dataset is not on this machine: looked in {tmp_path}."
+    )
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "/usr/share/datasets/fashion-mnist/" in message
+    assert f"tfds build fashion_mnist --data_dir={tmp_path}" in message
+    assert f"       {tmp_path / 'fashion_mnist'}" in message.splitlines()
+    assert "https://github.com/zalandoresearch/fashion-mnist (data/fashion/)" in message
+    assert_short_lines(message, tmp_path)
+    with pytest.raises(et.DatasetNotFoundError) as info:
         et.load_fashion_mnist(idx_dir=tmp_path / "nowhere")
+    message = str(info.value)
+    assert message.splitlines()[0].endswith(f"looked in {tmp_path / 'nowhere'}.")
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ):
+        assert name in message
+    assert f"Only idx_dir={tmp_path / 'nowhere'} was searched" in message
+
+
+def assert_short_lines(message, *paths):
+    """A few short lines: at most 88 characters once the paths are taken out (a
+    command or a path is not broken across lines)."""
+    lines = message.splitlines()
+    assert len(lines) <= 30
+    for line in lines:
+        for path in paths:
+            line = line.replace(str(path), "DIR")
+        assert len(line) <= 88, line
+
+
+def test_the_first_line_names_the_system_folder_when_it_was_searched(
+    tmp_path, monkeypatch, no_default_data_dir
+):
+    system = tmp_path / "system" / "fashion-mnist"
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_IDX_DIRS", (system,))
+    with pytest.raises(et.DatasetNotFoundError) as info:
+        et.load_fashion_mnist(download=False)
+    data_dir = tmp_path / "home" / "tensorflow_datasets"
+    assert str(info.value).splitlines()[0] == (
+        "The Fashion-MNIST dataset is not on this machine: looked in "
+        f"{data_dir} and {system}."
+    )
+
+
+def test_a_failed_preparation_says_why_below_the_first_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(_tfds, "tfds_installed", lambda: True)
+    monkeypatch.setattr(_tfds, "tensorflow_installed", lambda: True)
+
+    def no_network(name, data_dir):
+        raise OSError("no network")
+
+    monkeypatch.setattr(_tfds, "prepare", no_network)
+    with pytest.raises(et.DatasetNotFoundError) as info:
+        et.load_cifar10(data_dir=tmp_path, download=True)
+    first, second, *_ = str(info.value).splitlines()
+    assert first == f"The CIFAR10 dataset is not on this machine: looked in {tmp_path}."
+    assert second == (
+        "Preparing CIFAR10 with tensorflow-datasets failed (OSError('no network'))."
+    )
+    assert "tfds build cifar10" in str(info.value)
+    assert isinstance(info.value.__cause__, OSError)
 
 
 def test_data_directory_comes_from_the_environment(tmp_path, monkeypatch):

@@ -275,7 +275,10 @@ def test_the_state_is_readable_after_jit_and_compiles_once():
     assert jax.tree.map(lambda a: (a.shape, a.dtype), new_state) == jax.tree.map(
         lambda a: (a.shape, a.dtype), state
     )
-    assert optax.tree.get(new_state, "learning_rate") == hand_rates[0]
+    # The chain and the loop by hand are two programs: the same step to rounding.
+    assert optax.tree.get(new_state, "learning_rate") == pytest.approx(
+        hand_rates[0], rel=1e-6
+    )
     assert optax.tree.get(new_state, "num_evals") == hand_infos["num_evals"][0]
 
 

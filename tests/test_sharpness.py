@@ -99,7 +99,7 @@ def test_sharpness_of_a_zero_hessian_is_zero():
     assert float(estimate) == 0.0 and info["converged"]
 
 
-# --- The paper's estimator, bit for bit --------------------------------------------
+# --- The paper's estimator, step for step -------------------------------------------
 
 
 def papers_power_iteration(fn, params, key, tol=1e-3, max_iters=1000):
@@ -133,12 +133,14 @@ def papers_power_iteration(fn, params, key, tol=1e-3, max_iters=1000):
     return estimate, num_hvps
 
 
-def test_the_default_is_the_papers_power_iteration_bit_for_bit():
+def test_the_default_is_the_papers_power_iteration():
     params, fn = tiny_problem()  # float32, as in training
     key = jax.random.key(3)
     estimate, info = et.sharpness(fn, params, key=key)
     expected, num_hvps = papers_power_iteration(fn, params, key)
-    assert np.asarray(estimate).tobytes() == np.asarray(expected).tobytes()
+    # Two programs (ours and the reference): the same iterations, the estimate to
+    # float32 rounding (bit for bit on the machine where it was written).
+    assert float(estimate) == pytest.approx(float(expected), rel=1e-5)
     assert int(info["num_hvps"]) == int(num_hvps) > 2
 
 
@@ -392,9 +394,10 @@ def test_power_iteration_reports_a_stop_with_a_large_residual_as_not_converged(
     for seed in range(4):
         key = jax.random.key(seed)
         estimate, info = et.sharpness(fn, params, key=key)
-        # The stopping rule is the paper's, bit for bit.
+        # The stopping rule is the paper's: the same iterations, and the estimate
+        # to float64 rounding (ours and the reference are two programs).
         expected, num_hvps = papers_power_iteration(fn, params, key)
-        assert np.asarray(estimate).tobytes() == np.asarray(expected).tobytes()
+        assert float(estimate) == pytest.approx(float(expected), rel=1e-12)
         assert int(info["num_hvps"]) == int(num_hvps)
         # Far from the top eigenvalue: 1.19 to 2.86 with the random
         # starts, -2.68 to 2.92 with today's (drawn for the flat vector).
@@ -419,6 +422,8 @@ def test_power_iterations_residual_tolerance_changes_only_the_flag():
     assert float(info["residual"]) <= 0.1 * abs(float(estimate))
     strict = et.PowerIteration(residual_tol=0.0)
     again, strict_info = et.sharpness(fn, params, method=strict, key=key)
+    # `residual_tol` is an array leaf read after the loop: the same compiled loop on
+    # the same inputs, so bit for bit.
     assert np.asarray(again).tobytes() == np.asarray(estimate).tobytes()
     assert int(strict_info["num_hvps"]) == int(info["num_hvps"])
     assert not strict_info["converged"]

@@ -44,9 +44,10 @@ def test_vmap_over_a_stack_steps_every_member_as_it_would_alone(kind):
     together = eqx.filter_jit(eqx.filter_vmap(two_steps))(stacked.tree)
     for i, tuner in enumerate(tuners):
         alone = eqx.filter_jit(two_steps)(tuner)
-        # The same step sizes, member by member; the info to float rounding (vmap
-        # may compile a reduction in another order: 1 ulp at XLA's -O0).
-        np.testing.assert_array_equal(together[0][i], alone[0])
+        # The same step sizes, member by member, to float32 rounding: vmapped and
+        # unbatched are two programs, whose reductions XLA may order differently
+        # (1 ulp apart on an AMD EPYC); a few ulps, far below any tuner's difference.
+        np.testing.assert_allclose(together[0][i], alone[0], rtol=1e-6)
         jax.tree.map(
             lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-6),
             together[1],

@@ -103,7 +103,9 @@ def test_call_boundaries_do_not_change_the_history():
     a = run(et.Armijo(), num_steps=11, batch_size=16).history
     b = run(et.Armijo(), num_steps=11, batch_size=16, steps_per_call=3).history
     for k in a:
-        np.testing.assert_allclose(a[k], b[k], rtol=1e-6)
+        # Another scan length is another program: rounding, grown along 11 steps (a
+        # 1-ulp change of the start moves these columns by up to 2e-6).
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4)
 
 
 class EchoTuner(et.AbstractTuner):
@@ -127,8 +129,10 @@ class EchoTuner(et.AbstractTuner):
 
 def test_mini_batch_regime_checks_on_the_same_batch_as_the_gradient():
     history = run(EchoTuner(), num_steps=12, batch_size=16).history
-    np.testing.assert_array_equal(history["fn_value"], history["loss"])
-    assert np.all(history["grad_gap"] == 0)
+    # The tuner evaluates the batch again (another site of the program, which XLA
+    # may compile differently): equal to rounding; another batch is 1e-2 away.
+    np.testing.assert_allclose(history["fn_value"], history["loss"], rtol=1e-6)
+    assert np.all(history["grad_gap"] <= 1e-5 * np.sqrt(history["grad_sq_norm"]))
     # Different batches have different losses, and the full objective differs too.
     assert len(np.unique(history["loss"])) == 12
     measured = ~np.isnan(history["train_loss"])
@@ -283,7 +287,8 @@ def test_lanczos_and_power_iteration_agree_along_the_same_run():
     lanczos = run(et.Polyak(), measure=measure(sharpness=LANCZOS)).history
     precise = et.PowerIteration(tol=1e-6, max_iters=400)
     power = run(et.Polyak(), measure=measure(sharpness=precise)).history
-    np.testing.assert_array_equal(lanczos["loss"], power["loss"])
+    # Two programs (their measurement branches differ): rounding along 12 steps.
+    np.testing.assert_allclose(lanczos["loss"], power["loss"], rtol=1e-4)
     measured = ~np.isnan(power["sharpness"])
     np.testing.assert_allclose(
         lanczos["sharpness"][measured], power["sharpness"][measured], rtol=2e-3
@@ -516,9 +521,9 @@ def test_a_stack_of_tuners_gives_the_histories_of_separate_runs(kind, vmap_runs)
     for one, alone in zip(stacked.unstack(), separate):
         assert one.diverged_at == alone.diverged_at
         for k, v in alone.history.items():
-            # The same numbers; under vmap, up to float rounding.
-            rtol = 1e-4 if vmap_runs else 0
-            np.testing.assert_allclose(one.history[k], v, rtol=rtol, err_msg=k)
+            # Stacked (under vmap or lax.map) and alone are two programs: rounding,
+            # grown along 12 steps (a 1-ulp change of the start moves them by 3e-6).
+            np.testing.assert_allclose(one.history[k], v, rtol=1e-4, err_msg=k)
     if kind == "constant":  # GD at 1e4 stopped; its later rows are NaN
         assert stacked.diverged_at[2] is not None
         assert np.all(
@@ -554,7 +559,10 @@ def test_stacked_models_and_keys_and_one_compile():
             batch_size=16,
             **SETTINGS,
         )
-        np.testing.assert_array_equal(one.history["loss"], alone.history["loss"])
+        # Stacked and alone are two programs: rounding, grown along 12 steps.
+        np.testing.assert_allclose(
+            one.history["loss"], alone.history["loss"], rtol=1e-4
+        )
 
 
 def test_stacks_of_different_sizes_are_refused():

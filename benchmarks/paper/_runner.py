@@ -20,7 +20,7 @@ import numpy as np
 
 import eqtuners as et
 
-from .._rundir import COMPLETED, INTERRUPTED, RunDirectory, now, write_json
+from .._rundir import COMPLETED, INTERRUPTED, RunDirectory, hold, now, write_json
 from ._config import RunConfig, SweepConfig
 from ._plan import sweep_outcome
 from ._spectrum import write_spectra
@@ -167,7 +167,7 @@ def _split_rows(rows, runs: int | None):
 def _resume_state(todo, members, data):
     """The (stacked) state to resume from when every run of the group has a
     checkpoint at the same step; otherwise `None`, and the runs start over."""
-    states = []
+    resumes = []
     for (c, d), model, tuner, key in zip(todo, *members):
         like = et.init_state(
             model,
@@ -177,19 +177,34 @@ def _resume_state(todo, members, data):
             batch_size=c.batch_size,
             measure=c.measurements(),
         )
-        states.append(d.load_checkpoint(like))
-    steps = {None if s is None else int(s.step) for s in states}
-    if len(steps) != 1 or None in steps:
+        resumes.append(d.resume(like))
+    steps = {None if r.state is None else r.step for r in resumes}
+    together = len(steps) == 1 and None not in steps
+    for (_, d), r in zip(todo, resumes):
+        message = r.message
+        if not together and r.state is not None:
+            message = "starting over with its group (saved at different steps)"
+        if message is not None:
+            print(f"    {d.path.name}: {message}", flush=True)
+    if not together:
         for _, d in todo:
             d.discard()
         return None
-    return et.TrainState.stack(states)
+    return et.TrainState.stack([r.state for r in resumes])
 
 
 def run_group(configs: list[RunConfig], data, out: Path, progress) -> list[str]:
     """Runs `configs` (one group) as one stacked `train` call, resuming from the
-    runs' checkpoints. Returns the final statuses."""
+    runs' checkpoints; skips them when another process holds their run
+    directories. Returns the final statuses."""
     dirs = [RunDirectory(out / "runs" / c.name, c.to_json()) for c in configs]
+    with hold(dirs) as held:
+        if not held:
+            return ["held by another process, skipped" for _ in dirs]
+        return _run_held_group(configs, dirs, data, progress)
+
+
+def _run_held_group(configs, dirs, data, progress) -> list[str]:
     todo = [(c, d) for c, d in zip(configs, dirs) if not d.done]
     if not todo:
         return [f"{d.status} before, skipped" for d in dirs]

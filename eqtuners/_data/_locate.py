@@ -41,31 +41,57 @@ def prepare_with_tfds(
     `_tfds.read_split_arrays`: the splits and a line naming what was read), or
     raises `DatasetNotFoundError` with `message` when that is not allowed
     (`download` false), not possible (tensorflow-datasets or TensorFlow missing) or
-    fails."""
+    fails (then the second line of the message says how)."""
     if not (download and _tfds.tfds_installed() and _tfds.tensorflow_installed()):
         raise DatasetNotFoundError(message)
     try:
         _tfds.prepare(tfds_name, data_dir)
     except Exception as error:  # no network, a failed checksum, a full disk, ...
+        first, rest = message.split("\n", 1)
         raise DatasetNotFoundError(
-            f"Preparing {name} with tensorflow-datasets failed ({error!r}).\n\n"
-            + message
+            f"{first}\nPreparing {name} with tensorflow-datasets failed "
+            f"({error!r}).\n{rest}"
         ) from error
     return _tfds.read_split_arrays(tfds_name, data_dir)
 
 
-def missing_message(name: str, data_dir: Path, looked, steps: str) -> str:
-    """The message of a `DatasetNotFoundError`: the places looked in, the data
-    directory and how it was chosen, which optional packages are installed, and the
-    steps to provide the data."""
+# The first step of every dataset's message: prepare it with tensorflow-datasets.
+def tfds_step(tfds_name: str, data_dir: Path) -> str:
+    return (
+        "  1. With a network: pip install 'eqtuners[prepare]' (tensorflow-datasets\n"
+        "     and TensorFlow; from a clone: pip install -e '.[prepare]'), then\n"
+        f"       tfds build {tfds_name} --data_dir={data_dir} "
+        "--file_format=array_record\n"
+        "     or call the loader again with download=True.\n"
+    )
+
+
+def other_directory_step(number: int) -> str:
+    return (
+        f"  {number}. Or point the loader at another directory: data_dir=... or "
+        f"${DATA_DIR_VARIABLE}."
+    )
+
+
+def missing_message(
+    name: str, data_dir: Path, roots: list[Path], looked: list[str], steps: str
+) -> str:
+    """The message of a `DatasetNotFoundError`. Its first line says what is
+    missing and where it was looked for (`roots`, the folders searched); below,
+    one line per place looked in (`looked`), the data directory and how it was
+    chosen, which optional packages are installed, and the `steps` to provide the
+    data (a few short lines each)."""
     installed = (
         f"tensorflow-datasets is {'' if _tfds.tfds_installed() else 'NOT '}installed; "
         f"TensorFlow is {'' if _tfds.tensorflow_installed() else 'NOT '}installed."
     )
+    folders = " and ".join(str(r) for r in roots)
     places = "\n".join(f"  - {p}" for p in looked)
     return (
-        f"The {name} dataset is not on this machine. Looked in:\n{places}\n"
-        f"(data directory {data_dir}: the `data_dir` argument, else "
-        f"${DATA_DIR_VARIABLE}, else $TFDS_DATA_DIR, else ~/tensorflow_datasets; "
-        f"{installed})\n\nTo provide it, do one of:\n{steps}"
+        f"The {name} dataset is not on this machine: looked in {folders}.\n"
+        f"Looked for:\n{places}\n"
+        f"The data directory {data_dir} is the `data_dir` argument, else\n"
+        f"  ${DATA_DIR_VARIABLE}, else $TFDS_DATA_DIR, else ~/tensorflow_datasets.\n"
+        f"{installed}\n"
+        f"To provide it, do one of:\n{steps}"
     )

@@ -35,10 +35,11 @@ import numpy as np
 from . import _tfds
 from ._dataset import Dataset
 from ._locate import (
-    DATA_DIR_VARIABLE,
     missing_message,
+    other_directory_step,
     prepare_with_tfds,
     resolve_data_dir,
+    tfds_step,
 )
 from ._prepare import dataset_from_splits
 
@@ -126,18 +127,14 @@ def archive_candidates(data_dir: Path) -> list[Path]:
 def _cifar_steps(data_dir: Path) -> str:
     manual = data_dir / "downloads" / "manual"
     return (
-        "  1. With a network: pip install 'eqtuners[prepare]' (tensorflow-datasets "
-        "and TensorFlow), then\n"
-        f"       tfds build cifar10 --data_dir={data_dir} --file_format=array_record\n"
-        "     or call the loader again with download=True.\n"
-        f"  2. Offline: on a machine with a network, download {ARCHIVE_URL} "
-        "(163 MiB, sha256 c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59"
-        "bca1dd), copy it to\n"
+        tfds_step("cifar10", data_dir)
+        + "  2. Offline: on a machine with a network, download (163 MiB)\n"
+        f"       {ARCHIVE_URL}\n"
+        "     (sha256 c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd)"
+        "\n     and copy it to\n"
         f"       {manual / ARCHIVE_NAME}\n"
-        "     (or to the data directory itself); eqtuners reads it as it is, without "
-        "TensorFlow.\n"
-        f"  3. Point the loader at another directory with data_dir=... or "
-        f"${DATA_DIR_VARIABLE}."
+        "     (or to the data directory itself); eqtuners reads it as it is, without\n"
+        "     TensorFlow.\n" + other_directory_step(3)
     )
 
 
@@ -149,10 +146,13 @@ def _read_cifar10(data_dir: Path, download: bool) -> tuple[dict[str, tuple], str
             kind = "folder" if candidate.is_dir() else "archive"
             return read_cifar10_binary(candidate), f"CIFAR10 binary {kind} {candidate}"
     looked = [
-        _tfds.tfds_dataset_dir("cifar10", data_dir),
-        *archive_candidates(data_dir),
+        f"{_tfds.tfds_dataset_dir('cifar10', data_dir)} (prepared by "
+        "tensorflow-datasets)",
+        *(str(c) for c in archive_candidates(data_dir)),
     ]
-    message = missing_message("CIFAR10", data_dir, looked, _cifar_steps(data_dir))
+    message = missing_message(
+        "CIFAR10", data_dir, [data_dir], looked, _cifar_steps(data_dir)
+    )
     return prepare_with_tfds("cifar10", "CIFAR10", data_dir, message, download)
 
 

@@ -35,8 +35,10 @@ from ._dataset import Dataset
 from ._locate import (
     DATA_DIR_VARIABLE,
     missing_message,
+    other_directory_step,
     prepare_with_tfds,
     resolve_data_dir,
+    tfds_step,
 )
 from ._prepare import dataset_from_splits
 from .idx import read_idx
@@ -116,22 +118,19 @@ def idx_candidates(data_dir: Path, idx_dir, chosen: bool = False) -> list[Path]:
 
 
 def _steps(data_dir: Path) -> str:
+    files = [s + ".gz" for pair in IDX_FILES.values() for s in pair]
     return (
-        "  1. With a network: pip install 'eqtuners[prepare]' (tensorflow-datasets "
-        "and TensorFlow), then\n"
-        f"       tfds build fashion_mnist --data_dir={data_dir} "
-        "--file_format=array_record\n"
-        "     or call the loader again with download=True.\n"
-        "  2. Offline, on Debian or Ubuntu: apt-get install dataset-fashion-mnist "
-        "(installs the IDX files in /usr/share/datasets/fashion-mnist/, found "
+        tfds_step("fashion_mnist", data_dir)
+        + "  2. Offline, on Debian or Ubuntu: apt-get install dataset-fashion-mnist\n"
+        "     (installs the IDX files in /usr/share/datasets/fashion-mnist/, found "
         "there).\n"
-        "  3. Offline, by hand: copy the four files train-images-idx3-ubyte.gz, "
-        "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
-        f"t10k-labels-idx1-ubyte.gz ({IDX_URL}) into\n"
+        "  3. Offline, by hand: copy the four files\n"
+        f"       {', '.join(files[:2])},\n"
+        f"       {files[2]} and {files[3]}\n"
+        f"     ({IDX_URL}) into\n"
         f"       {data_dir / 'fashion_mnist'}\n"
         "     or any folder passed as idx_dir=...; no TensorFlow needed.\n"
-        f"  4. Point the loader at another directory with data_dir=... or "
-        f"${DATA_DIR_VARIABLE}."
+        + other_directory_step(4)
     )
 
 
@@ -140,16 +139,16 @@ def _not_searched(chosen: bool, idx_dir) -> str:
     system folders."""
     if idx_dir is not None:
         return (
-            f"\n\nOnly idx_dir={idx_dir} was searched, as asked; other folders "
-            "(the data directory, /usr/share/datasets/fashion-mnist) are searched "
-            "only without idx_dir."
+            f"\nOnly idx_dir={idx_dir} was searched, as asked; other folders (the "
+            "data directory,\n/usr/share/datasets/fashion-mnist) are searched only "
+            "without idx_dir."
         )
     if chosen and SYSTEM_IDX_DIRS:
         folders = ", ".join(str(d) for d in SYSTEM_IDX_DIRS)
         return (
-            f"\n\n{folders} was not searched because a data directory was chosen "
+            f"\n{folders} was not searched because a data directory was chosen\n"
             f"(data_dir, ${DATA_DIR_VARIABLE} or $TFDS_DATA_DIR); a chosen "
-            "directory is never replaced by another. To read the system's files, "
+            "directory is never replaced\nby another. To read the system's files, "
             f"pass idx_dir={SYSTEM_IDX_DIRS[0]}."
         )
     return ""
@@ -168,13 +167,15 @@ def _read_fashion_mnist(
                 str(p) for pair in paths.values() for p in pair
             )
             return read_fashion_mnist_idx(candidate), source
-    looked = (
-        [] if idx_dir else [_tfds.tfds_dataset_dir("fashion_mnist", data_dir)]
-    ) + [
-        c / "train-images-idx3-ubyte.gz (and the 3 other IDX files)" for c in candidates
+    tfds_dir = _tfds.tfds_dataset_dir("fashion_mnist", data_dir)
+    looked = ([] if idx_dir else [f"{tfds_dir} (prepared by tensorflow-datasets)"]) + [
+        f"{c / 'train-images-idx3-ubyte.gz'} (and the 3 other IDX files)"
+        for c in candidates
     ]
+    roots = [c for c in candidates if not c.is_relative_to(data_dir)]
+    roots = roots if idx_dir else [data_dir, *roots]
     message = missing_message(
-        "Fashion-MNIST", data_dir, looked, _steps(data_dir)
+        "Fashion-MNIST", data_dir, roots, looked, _steps(data_dir)
     ) + _not_searched(chosen, idx_dir)
     download = download and idx_dir is None  # a named folder is read, never filled
     return prepare_with_tfds(
