@@ -1,7 +1,7 @@
 """What the models say: GD at fixed steps, Armijo-GD and Polyak-GD on the joint
 step-size/sharpness models of `analysis`.
 
-    python -m benchmarks.analysis_models --out results/analysis_models   # ~25 s, 2 CPUs
+    python -m benchmarks.analysis_models --out results/analysis_models
 
 Three models, each run with gradient descent at two fixed step sizes and with the
 paper's Armijo (c = 1e-4, gamma_max = 1, shrink 0.8) and Polyak (f* = 0,
@@ -23,12 +23,11 @@ and the median of step size x sharpness over the later half of the steps at whic
 the run still moved (step size > 0 and loss above 1e-12 of its start: this leaves
 out failed line searches and the round-off after convergence to 0).
 
-What to expect (seed 0, 2000 steps): GD at 0.5 climbs to `2 / 0.5 = 4` and stays
-there (median step x sharpness 1.99, 2.12 and 2.00 on the three models), GD at 0.25
-converges before reaching its edge; Armijo sharpens beyond GD's larger step
-(final sharpness 4.7, 5.9, 6.5) with step x sharpness just below 2 on the
-regression models (1.94, 1.92) but at 2.02 on the self-stabilisation model; Polyak
-sits above the edge (2.07, 2.86, 2.89), furthest where its `f* = 0` is wrong.
+What to expect (the numbers are in `summary.json`): GD at 0.5 climbs to
+`2 / 0.5 = 4` and stays there (median step x sharpness near 2 on the three
+models), GD at 0.25 converges before reaching its edge; Armijo sharpens beyond GD's
+larger step, with step x sharpness near 2; Polyak sits above the edge, furthest
+where its `f* = 0` is wrong.
 """
 
 import argparse

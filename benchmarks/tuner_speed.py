@@ -1,6 +1,7 @@
 """Our training loop against optax on the same model, data and objective.
 
-    python -m benchmarks.tuner_speed            # about four minutes on 2 CPU cores
+    python -m benchmarks.tuner_speed            # a few minutes on 2 CPU cores
+    python -m benchmarks.tuner_speed --stack-of-one
 
 For each tuner it times `eqtuners.train` (full batch, no sharpness) and a plain
 `lax.scan` over the optax peer, side by side in the same process, and compares the
@@ -30,15 +31,11 @@ cost inside a compiled loop, which bound the time of a step: about
 accelerator). On a CPU a block round costs about `k` trials, so the block search is
 slower there; it is meant for accelerators.
 
-Measured on 2 shared CPU cores (300 steps, `--repeats 11`, load average 5 to 8 from
-other jobs, so single rounds vary by up to 30%): ours / optax 1.02 for Constant,
-1.09 for Armijo (0.99 as a ratio of the median times), 1.51 and 2.07 for the block
-searches with k = 4 and 8, 1.11 for Polyak; the losses agree for all 300, the first
-91 and the first 28 steps. Both line searches make 8.8 evaluations per step; ours
-takes 2.70 rounds with k = 4 and 1.78 with k = 8. One trial evaluation costs 0.23 of
-a value-and-gradient, so two thirds of an Armijo-GD step are trials, and on a CPU
-the two line searches do the same work.
-
+`--stack-of-one` also times each tuner as a stack of one run (`et.stack([tuner])`,
+which goes through the stacked path of the loop: `lax.map` over the runs on a CPU,
+`vmap` elsewhere) in the same rotation, and prints its time over the single run's
+and whether the two histories are bit-identical: what running every run as a stack
+would cost.
 """
 
 import argparse
@@ -76,12 +73,11 @@ def optax_losses(optimizer, model, num_steps):
     """`num_steps` steps of `optimizer` in one jitted scan; the loss at each step and
     the line search's evaluations (`num_linesearch_steps`; -1 without a line search).
     The data are arguments, as in `eqtuners.train`, not constants of the compile."""
-    params, static = eqx.partition(model, eqx.is_inexact_array)
+    params = eqx.filter(model, eqx.is_inexact_array)
 
     @jax.jit
     def run(params, x, y):
-        def fn(p):
-            return et.objective(eqx.combine(p, static), x, y)
+        fn, _ = et.objective_fn(model, x, y)
 
         def step(carry, _):
             params, state = carry
@@ -103,11 +99,7 @@ def trial_and_gradient_ms(model, x, y, repeats, calls=50):
     """Milliseconds of one objective evaluation at a trial point and of one
     value-and-gradient, each measured as `calls` calls inside one compiled scan
     (as in a line search, so no dispatch overhead), median of `repeats`."""
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-
-    def fn(p):
-        return et.objective(eqx.combine(p, static), x, y)
-
+    fn, params = et.objective_fn(model, x, y)
     grad = jax.grad(fn)(params)
 
     def looped(evaluate):
@@ -156,67 +148,98 @@ def paired_ratio(times, reference):
     return float(np.median(np.asarray(times) / np.asarray(reference)))
 
 
-def main(argv=None) -> dict:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.tuner_speed")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--blocks", type=int, nargs="*", default=[4, 8])
+    parser.add_argument(
+        "--stack-of-one",
+        action="store_true",
+        help="also time each tuner as a stack of one run, against the single run",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/tuner_speed"))
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def ours(model, tuner, x, y, steps):
+    """`eqtuners.train` as a function to time; returns the history (of the only
+    run, for a stack of one)."""
+
+    def run():
+        history = et.train(
+            model,
+            tuner,
+            (x, y),
+            steps,
+            key=jax.random.key(0),
+            measure=None,
+            steps_per_call=steps,
+            progress=False,
+        ).history
+        if isinstance(tuner, et.Stack):
+            history = {k: v[0] for k, v in history.items()}
+        return history
+
+    return run
+
+
+def compare(name, tuner, optimizer, model, x, y, args) -> dict:
+    """Times ours (and its variants) and the optax peer in one rotation."""
+    tuners = {name: tuner}
+    if name == "armijo":  # the block searches take turns with the same peers
+        tuners |= {f"armijo_block{k}": et.Armijo(block_size=k) for k in args.blocks}
+    if args.stack_of_one:
+        tuners |= {f"{n}_stack1": et.stack([t]) for n, t in tuners.items()}
+    run, params = optax_losses(optimizer, model, args.steps)
+    times, outputs = timed_side_by_side(
+        [ours(model, t, x, y, args.steps) for t in tuners.values()]
+        + [lambda: run(params, x, y)],
+        args.repeats,
+    )
+    peer, peer_evals = map(np.asarray, outputs[-1])
+    peer_times = times[-1]
+    per_step = 1e3 / args.steps
+    results = {}
+    for (ours_name, t), ours_times, history in zip(tuners.items(), times, outputs):
+        loss = history["loss"]
+        result = {
+            "ours_ms_per_step": per_step * float(np.median(ours_times)),
+            "optax_ms_per_step": per_step * float(np.median(peer_times)),
+            "ratio_ours_over_optax": paired_ratio(ours_times, peer_times),
+            "ours_ms_per_step_each_round": [per_step * v for v in ours_times],
+            "optax_ms_per_step_each_round": [per_step * v for v in peer_times],
+            "steps_agreeing_to_1e-6": agreeing_steps(loss, peer, 1e-6),
+            "final_loss_ours": float(loss[-1]),
+            "final_loss_optax": float(peer[-1]),
+        }
+        if isinstance(t, et.Stack):  # against the single run of the same tuner
+            single = list(tuners).index(ours_name.removesuffix("_stack1"))
+            result["ratio_over_single_run"] = paired_ratio(ours_times, times[single])
+            result["bit_identical_to_single_run"] = all(
+                np.array_equal(v, outputs[single][k], equal_nan=True)
+                for k, v in history.items()
+            )
+            t = t[0]
+        if isinstance(t, et.Armijo):
+            result |= {
+                "block_size": t.block_size,
+                "evals_per_step": float(np.mean(history["num_evals"])),
+                "rounds_per_step": float(np.mean(history["num_rounds"])),
+                "optax_evals_per_step": float(np.mean(peer_evals)),
+            }
+        results[ours_name] = result
+    return results
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
     data = et.load_dataset("digits")
     x, y = data.train_x, data.train_y
     model = et.MLP(64, key=jax.random.key(0))
-
-    def ours(tuner):
-        def run():
-            return et.train(
-                model,
-                tuner,
-                (x, y),
-                args.steps,
-                key=jax.random.key(0),
-                measure=None,
-                steps_per_call=args.steps,
-            ).history
-
-        return run
-
     results = {}
     for name, (tuner, optimizer) in optax_peers().items():
-        tuners = {name: tuner}
-        if name == "armijo":  # the block searches take turns with the same peers
-            tuners |= {f"armijo_block{k}": et.Armijo(block_size=k) for k in args.blocks}
-        run, params = optax_losses(optimizer, model, args.steps)
-        times, outputs = timed_side_by_side(
-            [ours(t) for t in tuners.values()] + [lambda: run(params, x, y)],
-            args.repeats,
-        )
-        peer, peer_evals = map(np.asarray, outputs[-1])
-        peer_times = times[-1]
-        for (ours_name, t), ours_times, history in zip(tuners.items(), times, outputs):
-            loss = history["loss"]
-            results[ours_name] = {
-                "ours_ms_per_step": 1e3 * float(np.median(ours_times)) / args.steps,
-                "optax_ms_per_step": 1e3 * float(np.median(peer_times)) / args.steps,
-                "ratio_ours_over_optax": paired_ratio(ours_times, peer_times),
-                "ours_ms_per_step_each_round": [
-                    1e3 * v / args.steps for v in ours_times
-                ],
-                "optax_ms_per_step_each_round": [
-                    1e3 * v / args.steps for v in peer_times
-                ],
-                "steps_agreeing_to_1e-6": agreeing_steps(loss, peer, 1e-6),
-                "final_loss_ours": float(loss[-1]),
-                "final_loss_optax": float(peer[-1]),
-            }
-            if isinstance(t, et.Armijo):
-                results[ours_name] |= {
-                    "block_size": t.block_size,
-                    "evals_per_step": float(np.mean(history["num_evals"])),
-                    "rounds_per_step": float(np.mean(history["num_rounds"])),
-                    "optax_evals_per_step": float(np.mean(peer_evals)),
-                }
+        results |= compare(name, tuner, optimizer, model, x, y, args)
     trial_ms, value_and_grad_ms = trial_and_gradient_ms(model, x, y, args.repeats)
     pieces = {"trial_ms": trial_ms, "value_and_grad_ms": value_and_grad_ms}
     meta = {"steps": args.steps, "repeats": args.repeats, **environment()}
@@ -226,13 +249,23 @@ def main(argv=None) -> dict:
         json.dumps({"meta": meta, "results": results, "pieces": pieces}, indent=2)
         + "\n"
     )
+    print_table(results)
     print(
-        f"{'tuner':<15}{'ours ms':>9}{'optax ms':>10}{'ratio':>7}{'agree':>7}"
+        f"one trial evaluation {trial_ms:.3f} ms, one value-and-gradient "
+        f"{value_and_grad_ms:.3f} ms (inside a compiled loop)"
+    )
+    print(f"Wrote {path}")
+    return results
+
+
+def print_table(results: dict) -> None:
+    print(
+        f"{'tuner':<21}{'ours ms':>9}{'optax ms':>10}{'ratio':>7}{'agree':>7}"
         f"{'evals':>7}{'rounds':>8}{'optax evals':>13}"
     )
     for name, r in results.items():
         line = (
-            f"{name:<15}{r['ours_ms_per_step']:>9.3f}{r['optax_ms_per_step']:>10.3f}"
+            f"{name:<21}{r['ours_ms_per_step']:>9.3f}{r['optax_ms_per_step']:>10.3f}"
             f"{r['ratio_ours_over_optax']:>7.2f}{r['steps_agreeing_to_1e-6']:>7}"
         )
         if "evals_per_step" in r:
@@ -240,13 +273,10 @@ def main(argv=None) -> dict:
                 f"{r['evals_per_step']:>7.2f}{r['rounds_per_step']:>8.2f}"
                 f"{r['optax_evals_per_step']:>13.2f}"
             )
+        if "ratio_over_single_run" in r:
+            same = "bit-identical" if r["bit_identical_to_single_run"] else "differs"
+            line += f"  stack of one / single {r['ratio_over_single_run']:.3f}, {same}"
         print(line)
-    print(
-        f"one trial evaluation {trial_ms:.3f} ms, one value-and-gradient "
-        f"{value_and_grad_ms:.3f} ms (inside a compiled loop)"
-    )
-    print(f"Wrote {path}")
-    return results
 
 
 if __name__ == "__main__":

@@ -34,6 +34,17 @@ from ._optax import (
     ScaleByTunerState as ScaleByTunerState,
     scale_by_tuner as scale_by_tuner,
 )
+from ._progress_meter import (
+    AbstractProgressMeter as AbstractProgressMeter,
+    NoProgressMeter as NoProgressMeter,
+    TextProgressMeter as TextProgressMeter,
+    TqdmProgressMeter as TqdmProgressMeter,
+)
+from ._records import (
+    History as History,
+    TrainResult as TrainResult,
+    TrainState as TrainState,
+)
 from ._sharpness import (
     LOBPCG as LOBPCG,
     AbstractSharpnessEstimator as AbstractSharpnessEstimator,
@@ -53,10 +64,8 @@ from ._sharpness import (
 )
 from ._stack import Stack as Stack, stack as stack
 from ._train import (
-    History as History,
-    TrainResult as TrainResult,
-    TrainState as TrainState,
     init_state as init_state,
+    init_train_state as init_train_state,
     train as train,
 )
 from ._tuners import (

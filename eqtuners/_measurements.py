@@ -3,6 +3,8 @@
 The columns each measurement writes are listed in `Measurements`.
 """
 
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -97,11 +99,13 @@ class Measurements(eqx.Module):
       (`None`: the whole training set, the paper's choice for its 4096-example full
       batch).
     - `seed`: fixes that subset.
-    - `sharpness`: the estimator: `"power"` (the paper's power iteration: relative
-      change below 1e-3 or 1000 products, from a random direction every time; the
-      default), `"lanczos"` (warm-started from the previous eigenvector), another
-      name accepted by `eqtuners.sharpness`, or an estimator such as
-      `Lanczos(tol=1e-2)`.
+    - `estimator`: the sharpness estimator: `"power"` (the paper's power
+      iteration: relative change below 1e-3 or 1000 products, from a random
+      direction every time; the default), `"lanczos"` (warm-started from the
+      previous eigenvector), another name accepted by `eqtuners.sharpness`, or an
+      estimator such as `Lanczos(tol=1e-2)`.
+    - `sharpness`: deprecated, the former name of `estimator` (a
+      `DeprecationWarning`; removed in the next release).
     - `directional_curvature`: whether to measure the curvature along the gradient.
     - `batch_curvature`, `batch_sharpness`, `batch_top_eigenvalue`: whether to
       measure these (see above).
@@ -110,14 +114,15 @@ class Measurements(eqx.Module):
     - `hessian_trace`: the probes of the Hutchinson trace estimate (0: the trace is
       not measured; otherwise >= 2).
 
-    **Raises:** `ValueError` naming the argument for a value out of range.
+    **Raises:** `ValueError` naming the argument for a value out of range, or
+    for both `estimator` and `sharpness` given.
     """
 
     every: int | None = eqx.field(static=True)
     zoom: tuple[int, int] | None = eqx.field(static=True)
     examples: int | None = eqx.field(static=True)
     seed: int = eqx.field(static=True)
-    sharpness: AbstractSharpnessEstimator
+    estimator: AbstractSharpnessEstimator
     directional_curvature: bool = eqx.field(static=True)
     batch_curvature: bool = eqx.field(static=True)
     batch_sharpness: bool = eqx.field(static=True)
@@ -132,13 +137,14 @@ class Measurements(eqx.Module):
         zoom=None,  # checked below, with a message that names it
         examples: int | np.integer | None = None,
         seed: int | np.integer = 0,
-        sharpness: str | AbstractSharpnessEstimator = "power",
+        estimator: str | AbstractSharpnessEstimator | None = None,
         directional_curvature: bool = True,
         batch_curvature: bool = False,
         batch_sharpness: bool = False,
         batch_top_eigenvalue: bool = False,
         batches: int | np.integer = 8,
         hessian_trace: int | np.integer = 0,
+        sharpness: str | AbstractSharpnessEstimator | None = None,
     ):
         self.every = checked_int("every", every, allow_none=True)
         if zoom is not None:
@@ -149,10 +155,23 @@ class Measurements(eqx.Module):
         self.zoom = zoom
         self.examples = checked_int("examples", examples, allow_none=True)
         self.seed = checked_int("seed", seed, lower=0)
+        name = "estimator"
+        if sharpness is not None:
+            if estimator is not None:
+                raise ValueError(
+                    "Give `estimator` only: `sharpness` is its deprecated name."
+                )
+            warnings.warn(
+                "`Measurements(sharpness=...)` is deprecated and will be removed in "
+                "the next release: use `Measurements(estimator=...)`.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            name, estimator = "sharpness", sharpness
         try:
-            self.sharpness = make_estimator(sharpness)
+            self.estimator = make_estimator("power" if estimator is None else estimator)
         except ValueError as error:
-            raise ValueError(f"`sharpness`: {error}") from None
+            raise ValueError(f"`{name}`: {error}") from None
         self.directional_curvature = bool(directional_curvature)
         self.batch_curvature = bool(batch_curvature)
         self.batch_sharpness = bool(batch_sharpness)
@@ -165,11 +184,22 @@ class Measurements(eqx.Module):
                 "standard error needs two), got 1."
             )
 
+    @property
+    def sharpness(self) -> AbstractSharpnessEstimator:
+        """Deprecated: `estimator`."""
+        warnings.warn(
+            "`Measurements.sharpness` is deprecated and will be removed in the next "
+            "release: use `Measurements.estimator`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.estimator
+
     def probe(self) -> "Probe":
         """What is measured, without the schedule: the part the compiled loop
         takes (a new schedule does not recompile it)."""
         return Probe(
-            self.sharpness,
+            self.estimator,
             self.directional_curvature,
             self.batch_curvature,
             self.batch_sharpness,

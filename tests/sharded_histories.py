@@ -22,7 +22,7 @@ def main() -> dict:
     assert jax.device_count() == 4, jax.devices()
     data = et.load_dataset("digits", subset=128)
     model = et.make_model("mlp", data.input_shape, 10, key=jax.random.key(0), width=0.5)
-    measure = et.Measurements(3, sharpness=et.Lanczos(max_steps=30))
+    measure = et.Measurements(3, estimator=et.Lanczos(max_steps=30))
     gaps = {}
     for name, tuner in TUNERS.items():
         for batch_size in (None, 32):

@@ -137,10 +137,8 @@ def test_the_quadratic_cases_cover_acceptance_failure_and_stall():
 
 
 @eqx.filter_jit
-def armijo_on_mlp_both_ways(sequential, block, params, static, x, y):
-    def fn(p):
-        return et.objective(eqx.combine(p, static), x, y)
-
+def armijo_on_mlp_both_ways(sequential, block, model, x, y):
+    fn, params = et.objective_fn(model, x, y)
     value, grad = jax.value_and_grad(fn)(params)
     return [
         tuner.step(fn, params, value, grad, tuner.init(params))
@@ -169,8 +167,7 @@ def test_block_search_equals_sequential_search_on_an_mlp(
     sequential, block = armijo_on_mlp_both_ways(
         et.Armijo(**options),
         et.Armijo(**options, block_size=block_size),
-        params,
-        static,
+        eqx.combine(params, static),
         x,
         y,
     )

@@ -6,11 +6,15 @@ from benchmarks import sharpness_estimators, step_time
 
 
 def test_step_time_times_ours_and_optax_and_writes_its_files(tmp_path):
+    tiny = ["--models", "mlp", "--examples", "64", "--steps", "1"]
     rows = step_time.main(
-        ["--models", "mlp", "--examples", "64", "--steps", "1", "--out", str(tmp_path)]
+        [*tiny, "--stack-of-one", "--repeats", "1", "--out", str(tmp_path)]
     )
     assert [(r["model"], r["tuner"]) for r in rows] == [("mlp", "constant")]
     assert rows[0]["ours_s_per_step"] > 0 and rows[0]["optax_s_per_step"] > 0
+    # The stack of one is another program: timed, and compared, not assumed equal.
+    assert rows[0]["stack_of_one_over_single"] > 0
+    assert isinstance(rows[0]["stack_of_one_bit_identical"], bool)
     meta = json.loads((tmp_path / "step_time.json").read_text())
     assert meta["rows"] == rows and meta["git_revision"]
     assert (tmp_path / "step_time.csv").read_text().startswith("model,")

@@ -18,23 +18,20 @@ def problem(n=10):
     model = et.VGG(3, 10, (8, "M", 16, "M", 16), key=jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (n, 8, 8, 3))
     y = jnp.arange(n) % 10
-    params, static = eqx.partition(model, eqx.is_inexact_array)
+    params = eqx.filter(model, eqx.is_inexact_array)
     vector = jax.tree.map(
         lambda p: jax.random.normal(jax.random.key(2), p.shape, p.dtype), params
     )
-    return params, static, x, y, vector
+    return model, x, y, vector
 
 
 @functools.cache
 def evaluate(chunk_size):
-    params, static, x, y, vector = problem()
+    model, x, y, vector = problem()
+    fn, params = et.objective_fn(model, x, y, weight_decay=1e-4, chunk_size=chunk_size)
 
     @jax.jit
     def run(params, vector):
-        def fn(p):
-            model = eqx.combine(p, static)
-            return et.objective(model, x, y, weight_decay=1e-4, chunk_size=chunk_size)
-
         value, grad = jax.value_and_grad(fn)(params)
         return value, grad, et.hessian_vector_product(fn, params, vector)
 

@@ -77,11 +77,7 @@ def test_lobpcg_on_a_tiny_mlp_matches_the_dense_hessian(x64):
     model = et.MLP(8, 10, (8,), key=jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (32, 8))
     y = jax.random.randint(jax.random.key(2), (32,), 0, 10)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-
-    def fn(p):
-        return et.objective(eqx.combine(p, static), x, y)
-
+    fn, params = et.objective_fn(model, x, y)
     flat, unravel = jax.flatten_util.ravel_pytree(params)
     hessian = jax.hessian(lambda v: fn(unravel(v)))(flat)
     eigenvalues = np.linalg.eigvalsh(np.asarray(hessian))[::-1]

@@ -45,7 +45,7 @@ def dense_references(model, x, y, weight_decay=1e-4):
 
 BATCH = et.Measurements(
     1,
-    sharpness=et.Lanczos(tol=1e-10, max_steps=200),
+    estimator=et.Lanczos(tol=1e-10, max_steps=200),
     batch_curvature=True,
     batch_sharpness=True,
     batch_top_eigenvalue=True,
@@ -118,7 +118,8 @@ def test_fresh_batches_differ_and_their_mean_lies_among_theirs(x64):
         (dict(zoom=3), "zoom"),
         (dict(examples=0), "examples"),
         (dict(seed=-1), "seed"),
-        (dict(sharpness="newton"), "sharpness"),
+        (dict(estimator="newton"), "estimator"),
+        (dict(sharpness="newton"), "sharpness"),  # the deprecated name
         (dict(batches=1), "batches"),
     ],
 )
@@ -135,7 +136,7 @@ def test_every_method_name_works_in_the_loop():
             small_data(16),
             2,
             key=jax.random.key(0),
-            measure=et.Measurements(1, sharpness=name),
+            measure=et.Measurements(1, estimator=name),
             progress=False,
         ).history
         assert np.isfinite(history["sharpness"]).all(), name
@@ -145,7 +146,7 @@ def test_the_hessian_trace_on_the_schedule_matches_the_dense_trace(x64):
     x, y = (jnp.asarray(a) for a in small_data(32))
     x = x.astype(jnp.float64)
     model = linear_model()
-    measure = et.Measurements(2, sharpness="directional", hessian_trace=300)
+    measure = et.Measurements(2, estimator="directional", hessian_trace=300)
     history = et.train(
         model,
         et.Constant(1e-3),

@@ -14,7 +14,6 @@ from matplotlib.colors import to_hex
 import eqtuners
 import eqtuners as et
 import eqtuners.internal
-from benchmarks import compare_tuners
 from benchmarks._rundir import RunDirectory, read_history
 from benchmarks.paper import cli, figures
 from benchmarks.paper._measure import MeasureSpec
@@ -285,12 +284,12 @@ def test_a_dry_run_after_the_suite_shows_its_sweep_and_completed_runs(out, capsy
 
 
 def test_the_main_job_is_the_deterministic_suite_on_digits(out, tmp_path):
-    """`python -m benchmarks.compare_tuners` (the README's main job) passes its
-    arguments to `deterministic --scale cpu --dataset digits`."""
+    """The README's main job, `deterministic --scale cpu --dataset digits`, with
+    overrides that make it the smoke configuration."""
+    main_job = ["deterministic", "--scale", "cpu", "--dataset", "digits"]
     smoke = ["--width", 0.5, "--subset", 256, "--steps", 8, "--every", 4]
     smoke += ["--sweep-steps", 4, "--steps-per-call", 4, "--no-progress"]
-    code = compare_tuners.main([*map(str, smoke), "--out", str(tmp_path)])
-    assert code == 0
+    assert run_cli(*main_job, *smoke, "--out", tmp_path) == 0
     # The same configuration as the smoke scale, hence the same run names.
     assert [r.name for r in run_dirs(tmp_path, "deterministic")] == [
         r.name for r in run_dirs(out, "deterministic")

@@ -68,10 +68,8 @@ def tiny_problem(chunk_size=None):
     model = et.MLP(8, 10, (8,), key=jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (32, 8))
     y = jax.random.randint(jax.random.key(2), (32,), 0, 10)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    return params, lambda p: et.objective(
-        eqx.combine(p, static), x, y, chunk_size=chunk_size
-    )
+    fn, params = et.objective_fn(model, x, y, chunk_size=chunk_size)
+    return params, fn
 
 
 def test_hessian_vector_product_matches_the_dense_hessian(x64):
@@ -547,7 +545,7 @@ def test_new_method_names_work_in_train(method):
         data,
         4,
         key=jax.random.key(1),
-        measure=et.Measurements(2, sharpness=method),
+        measure=et.Measurements(2, estimator=method),
         steps_per_call=4,
     )
     sharpness = result.history["sharpness"]
@@ -569,13 +567,9 @@ def tiny_data():
 def test_estimators_work_in_low_precision(dtype, method):
     params, fn = tiny_problem()
     x, y = tiny_data()
-    static = eqx.filter(
-        et.MLP(8, 10, (8,), key=jax.random.key(0)), eqx.is_inexact_array, inverse=True
-    )
+    model = et.MLP(8, 10, (8,), key=jax.random.key(0))
+    low_fn, _ = et.objective_fn(model, x.astype(dtype), y)
     low = jax.tree.map(lambda a: a.astype(dtype), params)
-
-    def low_fn(p):
-        return et.objective(eqx.combine(p, static), x.astype(dtype), y)
 
     reference, _ = et.sharpness(fn, params, method=method, **_tight(method))
     estimate, info = et.sharpness(low_fn, low, method=method)

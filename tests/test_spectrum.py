@@ -21,11 +21,12 @@ def mlp_problem(dtype):
     model = et.MLP(8, 10, (8,), key=jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (32, 8), dtype)
     y = jax.random.randint(jax.random.key(2), (32,), 0, 10)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    params = jax.tree.map(lambda a: a.astype(dtype), params)
+    params = jax.tree.map(
+        lambda a: a.astype(dtype), eqx.filter(model, eqx.is_inexact_array)
+    )
 
     def fn(p, chunk_size=None):
-        return et.objective(eqx.combine(p, static), x, y, chunk_size=chunk_size)
+        return et.objective_fn(model, x, y, chunk_size=chunk_size)[0](p)
 
     return params, fn
 

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 import eqtuners as et
-from eqtuners._train import LOOP_KEYS, _next_batch, _run_call, _Settings
+from eqtuners._loop import Static, next_batch, run_call
+from eqtuners._records import LOOP_KEYS
 
 from .helpers import small_data, small_mlp
 
 # One configuration shared by most tests, so the loop compiles once for all of them.
 POWER = et.PowerIteration(max_iters=50)
-SETTINGS = dict(steps_per_call=8, measure=et.Measurements(4, sharpness=POWER))
+SETTINGS = dict(steps_per_call=8, measure=et.Measurements(4, estimator=POWER))
 
 
 def run(tuner, num_steps=12, key=0, **kwargs):
@@ -29,11 +30,11 @@ def run(tuner, num_steps=12, key=0, **kwargs):
 
 
 def measure(every=4, **kwargs):
-    return et.Measurements(every, **{"sharpness": POWER} | kwargs)
+    return et.Measurements(every, **{"estimator": POWER} | kwargs)
 
 
 def traces():
-    return eqx.debug.get_num_traces(_run_call)
+    return eqx.debug.get_num_traces(run_call)
 
 
 @pytest.mark.parametrize("batch_size", [None, 16])
@@ -140,24 +141,24 @@ def test_mini_batch_regime_checks_on_the_same_batch_as_the_gradient():
 
 
 def test_mini_batches_cover_the_data_without_replacement_each_epoch():
-    settings = _Settings(
+    static = Static(
         batch_size=4,
         chunk_size=None,
         steps_per_call=1,
+        runs=None,
         tuner_axis=None,
-        stacked=False,
         vmap_runs=False,
         examples=None,
     )
     x = jnp.arange(18.0)  # the examples are their own indices; 18 % 4 == 2 left out
     order = (jnp.arange(18), jnp.asarray(4))
-    next_batch = jax.jit(lambda order, key: _next_batch(settings, x, x, order, key))
+    draw = jax.jit(lambda order, key: next_batch(static, x, x, order, key))
     keys = iter(jax.random.split(jax.random.key(0), 12))
     epochs = []
     for _ in range(3):
         seen = []
         for _ in range(4):
-            (batch, _), order = next_batch(order, next(keys))
+            (batch, _), order = draw(order, next(keys))
             seen.extend(int(i) for i in batch)
         assert len(set(seen)) == 16
         epochs.append(seen)
@@ -240,7 +241,7 @@ LANCZOS = et.Lanczos(max_steps=20, k=2)
 
 
 def test_lanczos_tracking_compiles_once_and_fills_its_columns():
-    first = run(et.Polyak(), num_steps=13, measure=measure(sharpness=LANCZOS))
+    first = run(et.Polyak(), num_steps=13, measure=measure(estimator=LANCZOS))
     before = traces()
     # New keys, step counts, tolerance, and a zoom window: no new trace.
     method = et.Lanczos(max_steps=20, k=2, tol=1e-2)
@@ -248,7 +249,7 @@ def test_lanczos_tracking_compiles_once_and_fills_its_columns():
         et.Polyak(),
         5,
         3,
-        measure=measure(sharpness=method, zoom=(1, 3)),
+        measure=measure(estimator=method, zoom=(1, 3)),
     )
     assert traces() == before
     history = first.history
@@ -284,9 +285,9 @@ def test_lanczos_tracking_compiles_once_and_fills_its_columns():
 
 def test_lanczos_and_power_iteration_agree_along_the_same_run():
     # Sharpness does not change the trajectory, so both measure the same points.
-    lanczos = run(et.Polyak(), measure=measure(sharpness=LANCZOS)).history
+    lanczos = run(et.Polyak(), measure=measure(estimator=LANCZOS)).history
     precise = et.PowerIteration(tol=1e-6, max_iters=400)
-    power = run(et.Polyak(), measure=measure(sharpness=precise)).history
+    power = run(et.Polyak(), measure=measure(estimator=precise)).history
     # Two programs (their measurement branches differ): rounding along 12 steps.
     np.testing.assert_allclose(lanczos["loss"], power["loss"], rtol=1e-4)
     measured = ~np.isnan(power["sharpness"])
@@ -302,7 +303,7 @@ def test_warm_start_cuts_the_products_of_every_step_tracking():
         return run(
             et.Constant(1e-3),
             num_steps=8,
-            measure=measure(1, sharpness=method),
+            measure=measure(1, estimator=method),
         ).history
 
     warm, cold = track(True), track(False)
@@ -367,12 +368,7 @@ def test_the_measurement_set_is_a_seeded_random_subset():
     assert not np.array_equal(chosen_x, x[:16])  # not the first examples
     # The loop measures on exactly that set.
     result = run(et.Constant(0.1), num_steps=1, measure=measure(examples=16, seed=3))
-    model = small_mlp()
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-
-    def fn(p):
-        return et.objective(eqx.combine(p, static), chosen_x, chosen_y)
-
+    fn, params = et.objective_fn(small_mlp(), chosen_x, chosen_y)
     expected, _ = et.sharpness(fn, params, method=POWER, key=jax.random.key(0))
     assert result.history["sharpness"][0] == pytest.approx(float(expected), rel=0.05)
 
@@ -481,7 +477,7 @@ def test_an_infinite_gradient_at_a_later_step_is_named_too():
 def test_unconverged_measurements_are_counted_and_warned_once():
     for estimator in (et.PowerIteration(max_iters=3), et.Lanczos(max_steps=3)):
         with pytest.warns(RuntimeWarning, match="did not converge") as caught:
-            history = run(et.Polyak(), measure=measure(sharpness=estimator)).history
+            history = run(et.Polyak(), measure=measure(estimator=estimator)).history
         assert len([w for w in caught if "did not converge" in str(w.message)]) == 1
         measured = ~np.isnan(history["sharpness"])
         assert np.all(history["sharpness_converged"][measured] == 0)
@@ -491,13 +487,6 @@ def test_unconverged_measurements_are_counted_and_warned_once():
 def test_a_plain_int_key_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="jax.random.key\\(seed\\)"):
         et.train(small_mlp(), et.Constant(0.1), small_data(64), 3, key=0)
-
-
-def test_the_progress_bar_shows_on_request_and_stays_off_otherwise(capsys):
-    run(et.Constant(0.1), num_steps=3, progress=True)
-    assert "train:" in capsys.readouterr().err  # tqdm's bar, on stderr
-    run(et.Constant(0.1), num_steps=3, progress=False)
-    assert capsys.readouterr().err == ""
 
 
 STACKS = {
@@ -587,9 +576,9 @@ def test_stacks_of_different_sizes_are_refused():
 def test_a_stacked_state_splits_into_runs_and_stacks_back():
     tuners = et.stack([et.Polyak(), et.Polyak(max_stepsize=0.3)])
     keys = jax.random.split(jax.random.key(6), 2)
-    stacked = et.init_state(small_mlp(), tuners, small_data(64), key=keys)
+    stacked = et.init_train_state(small_mlp(), tuners, small_data(64), key=keys)
     runs = [stacked.take(i) for i in range(2)]
-    alone = et.init_state(small_mlp(), et.Polyak(), small_data(64), key=keys[1])
+    alone = et.init_train_state(small_mlp(), et.Polyak(), small_data(64), key=keys[1])
     assert jax.tree.structure(runs[1]) == jax.tree.structure(alone)
     assert int(runs[1].step) == 0
     np.testing.assert_array_equal(
@@ -611,3 +600,68 @@ def _raw(a):
     if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
         return jax.random.key_data(a)
     return a
+
+
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda v: et.Polyak(max_stepsize=v), "max_stepsize"),
+        (lambda v: et.Armijo(c=v), "c"),
+    ],
+)
+def test_a_tuner_vmapped_by_hand_is_refused_naming_the_fix(make, field):
+    tuner = eqx.filter_vmap(make)(jnp.array([0.5, 0.7]))
+    name = type(tuner).__name__
+    calls = [
+        lambda: run(tuner),
+        lambda: et.init_train_state(
+            small_mlp(), tuner, small_data(64), key=jax.random.key(0)
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="`tuner`") as caught:
+            call()
+        message = str(caught.value)
+        assert f"{name}'s " in message and f"`{field}` has shape (2,)" in message
+        assert f"eqtuners.stack([{name}(" in message
+
+
+def test_a_stack_built_by_hand_with_array_members_is_refused():
+    # Each member's stepsize is a vector of 3: the leading axis (2 runs) is right.
+    tree = eqx.tree_at(lambda t: t.stepsize, et.Constant(0.1), jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="`stepsize` has shape \\(3,\\) in each"):
+        run(et.Stack(tree, 2))
+    # A stack whose members are single numbers is fine, even built by hand.
+    by_hand = et.Stack(eqx.filter_vmap(et.Constant)(jnp.array([0.05, 0.1])), 2)
+    assert run(by_hand, num_steps=2).history["loss"].shape == (2, 2)
+
+
+def test_the_old_names_still_work_with_a_deprecation_warning():
+    keys = dict(key=jax.random.key(0))
+    with pytest.warns(DeprecationWarning, match="init_train_state"):
+        old = et.init_state(small_mlp(), et.Polyak(), small_data(64), **keys)
+    new = et.init_train_state(small_mlp(), et.Polyak(), small_data(64), **keys)
+    assert jax.tree.structure(old) == jax.tree.structure(new)
+    with pytest.warns(DeprecationWarning, match="sharpness_state"):
+        assert old.tracker is old.sharpness_state
+    with pytest.warns(DeprecationWarning, match="estimator="):
+        measure = et.Measurements(4, sharpness=POWER)
+    assert measure.estimator is POWER
+    with pytest.warns(DeprecationWarning, match="Measurements.estimator"):
+        assert measure.sharpness is POWER
+    with pytest.raises(ValueError, match="`estimator` only"):
+        et.Measurements(4, estimator=POWER, sharpness=POWER)
+
+
+def test_the_state_keeps_its_leaf_order_so_old_checkpoints_resume():
+    # Checkpoints are read by leaf order (equinox serialisation): a field may be
+    # renamed (`tracker` became `sharpness_state`) but not moved.
+    assert [f.name for f in dataclasses.fields(et.TrainState)] == [
+        "params",
+        "tuner_state",
+        "sharpness_state",
+        "order",
+        "key",
+        "step",
+        "finite",
+    ]

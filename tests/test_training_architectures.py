@@ -57,7 +57,7 @@ def test_sharpness_is_tracked_on_a_convolutional_model_in_chunks():
         dataset,
         3,
         key=jax.random.key(1),
-        measure=et.Measurements(2, sharpness=et.PowerIteration(max_iters=3)),
+        measure=et.Measurements(2, estimator=et.PowerIteration(max_iters=3)),
         chunk_size=6,
         steps_per_call=3,
     )

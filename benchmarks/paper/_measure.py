@@ -63,7 +63,7 @@ class MeasureSpec:
     zoom: tuple[int, int] | None = option(None, measures="zoom", always=True)
     estimator: str = option(
         "power",
-        measures="sharpness",
+        measures="estimator",
         always=True,
         help="sharpness estimator ('power': the paper's power iteration)",
         choices=METHODS,

@@ -169,7 +169,7 @@ def _resume_state(todo, members, data):
     checkpoint at the same step; otherwise `None`, and the runs start over."""
     resumes = []
     for (c, d), model, tuner, key in zip(todo, *members):
-        like = et.init_state(
+        like = et.init_train_state(
             model,
             tuner,
             data,

@@ -10,11 +10,10 @@ rounding:
   of the padded image are concatenated along the channels and multiplied by the
   kernel reshaped to `(kh * kw * in, out)`. Inside a `lax.scan` or `while_loop` (the
   training loop, the chunked objective, power iteration) XLA:CPU cannot choose the
-  layouts of a convolution's weight gradient and falls back to a path that is tens
-  of times slower (jax-ml/jax#12868). Measured on 2 cores, the gradient of a
-  4-convolution stack on 256 16x16 images inside a scan took 87 s with
-  `lax.conv_general_dilated` and 1.5 s as patches times a matrix, whose gradients are
-  matrix products and slices; outside loops the two are on par.
+  layouts of a convolution's weight gradient and falls back to a path that is
+  much slower (jax-ml/jax#12868); as patches times a matrix the gradients are
+  matrix products and slices, which keep their speed inside loops. Outside loops
+  the two are on par.
 
 The choice is made when the model is traced, from `jax.default_backend()`.
 """

@@ -179,20 +179,17 @@ class LOBPCG(AbstractSharpnessEstimator):
     sees multiplicity: on the spectrum `{5, 5, 2, 1, 0.5, 0.1}`,
     `LOBPCG(block_size=2, k=2)` returns `[5, 5]` where Lanczos returns `[5, 2]`.
 
-    **What it costs, measured** (`python -m benchmarks.sharpness_estimators`; the
-    paper's MLP on digits, every 10 steps, 20 warm-started measurements per run).
-    Along Polyak-GD at the edge of stability (sharpness 2.5 to 3.0, relative gap
-    to the second eigenvalue 0.3% to 6%, top eigenvector turning by `1 - |cos|` >
-    0.1 at 8 of 20 measurements) a block of two needs 9.6 products per measurement
-    at `tol=1e-2` against 6.0 for warm Lanczos (both within 1e-3 of the top
-    eigenvalue at 19 of 20 points), and 7.7 against 5.3 to first come within 1e-3:
-    the rotations leave the span of the previous top two, and Lanczos' growing
-    Krylov space follows them with one product per step where LOBPCG spends
-    `block_size`. Along Armijo-GD (gap 9% to 13%, hardly any rotation) the block's first
-    step alone costs `block_size` products, where warm Lanczos needs 1.6. So the
-    block is the robust choice (swaps, multiplicity) and warm `Lanczos` the cheap
-    one on this problem; `iterate_guards=False` brings the block to 6.6 products
-    (Polyak-GD) and 2.6 (Armijo-GD), with the weakness described below.
+    **What it costs.** Along Polyak-GD at the edge of stability (a small relative
+    gap to the second eigenvalue, and a top eigenvector that turns between
+    measurements) a warm block of two needs more products per measurement than
+    warm Lanczos: the rotations leave the span of the previous top two, and
+    Lanczos' growing Krylov space follows them with one product per step where
+    LOBPCG spends `block_size`. Along Armijo-GD (larger gaps, hardly any rotation)
+    the block's first step alone costs `block_size` products, more than warm
+    Lanczos needs in all. So the block is the robust choice (swaps, multiplicity)
+    and warm `Lanczos` the cheap one on the paper's MLP; `iterate_guards=False`
+    cuts the block's cost, with the weakness described below. The estimator
+    benchmark measures these costs.
 
     **Stopping rule.** As for `Lanczos`: each of the top `k` Ritz pairs has
     `||H x_i - theta_i x_i|| <= tol * |theta_i|` (a guaranteed relative accuracy of
@@ -202,14 +199,14 @@ class LOBPCG(AbstractSharpnessEstimator):
     carried, improved by every iteration, but not waited for. With `iterate_guards=
     False` only the top `k` residuals enter an iteration (`k` products each); the
     guards then follow only through the Rayleigh-Ritz steps, and on a clustered top
-    a cold start can stop on the second eigenvalue with a small residual (on the
-    swapped pair of `tests/test_lobpcg.py`, 0.99 for a top eigenvalue of 1.0).
+    a cold start can stop on the second eigenvalue with a small residual (as on
+    the swapped pair of `tests/test_lobpcg.py`).
 
     **Products.** The products of an iteration run in the parameters' dtype, either
     batched (`jax.vmap`: one pass over the data with wider matrices, best where a
-    product is latency-bound, on GPUs and TPUs) or one after another (`lax.map`: on
-    2 CPU cores, vmapping two products of the paper's MLP on digits took 8.0
-    gradients' time against 4.0 one after another). The block, its Gram and
+    product is latency-bound, on GPUs and TPUs) or one after another (`lax.map`,
+    cheaper on a CPU, where vmapped products of a small model can take longer
+    than the same products in turn). The block, its Gram and
     Rayleigh-Ritz matrices and their eigendecompositions run in float32 or wider, at
     full matmul precision.
 
@@ -233,8 +230,7 @@ class LOBPCG(AbstractSharpnessEstimator):
     **JAX's `jax.experimental.sparse.linalg.lobpcg_standard`** was evaluated first
     and is not wrapped: it applies the operator to the whole basis `[X, P, R]` and
     then to `X` at every iteration (`4 block_size` products where this one needs
-    `block_size`; 99 products per measurement along the Polyak-GD run above, 18.7
-    here at the same tolerance), stops only when every vector of the block has
+    `block_size`), stops only when every vector of the block has
     converged (guards included), scales its tolerance by `10 n`, requires `5
     block_size < n` (so not the 6-dimensional repeated-eigenvalue case) and fails
     in bfloat16 (`Unsupported dtype bfloat16` from its eigendecomposition). It does
