@@ -1,5 +1,7 @@
 """Sessions: `nox` runs tests and lint; `nox -s main` runs the main job."""
 
+import shutil
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -47,3 +49,15 @@ def paper(session: nox.Session) -> None:
     """One suite of the paper (`nox -s paper -- stochastic --scale cpu`)."""
     session.install("-e", ".[plot,tfds]")
     session.run("python", "-m", "benchmarks.paper", *session.posargs)
+
+
+@nox.session(default=False)
+def device(session: nox.Session) -> None:
+    """Everything a GPU should show, in one command within 8 minutes on one GPU
+    (`python -m benchmarks.device`; arguments go to it: `nox -s device --
+    --data-dir data/fashion-mnist`, or `-- --cpu` on a CPU). Where `nvidia-smi` is
+    found it installs JAX for CUDA 12."""
+    session.install("-e", ".[bench]")
+    if shutil.which("nvidia-smi"):
+        session.install("jax[cuda12]")
+    session.run("python", "-m", "benchmarks.device", *session.posargs)

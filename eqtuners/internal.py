@@ -12,6 +12,7 @@ from ._measurements import (
 )
 from ._sharpness import (
     METHODS as METHODS,
+    make_estimator as make_estimator,
     random_direction as random_direction,
     value_grad_and_curvature as value_grad_and_curvature,
 )

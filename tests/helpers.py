@@ -1,6 +1,7 @@
 """Shared problems for the tests, small so compiled functions are reused."""
 
 import functools
+import gzip
 
 import jax
 import jax.numpy as jnp
@@ -45,3 +46,42 @@ def tree_allclose(a, b, **kwargs) -> bool:
         jax.tree.map(lambda x, y: np.allclose(x, y, **kwargs), a, b)
     )
     return all(leaves)
+
+
+def write_idx(path, array):
+    """Writes `array` (uint8) as an IDX file, gzipped if `path` ends in `.gz`."""
+    array = np.asarray(array, np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as file:
+        file.write(header + array.tobytes())
+
+
+def fake_images(rng, n, shape, num_classes=10, sorted_by_class=False):
+    """Random images and balanced labels; `sorted_by_class`: stored class after
+    class, and the first pixel byte is `25 * label`, so that sorting by content
+    (the loaders' canonical order) also sorts by class."""
+    labels = np.arange(n) % num_classes
+    images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+    if sorted_by_class:
+        labels = np.sort(labels)
+        images.reshape(n, -1)[:, 0] = 25 * labels
+    else:
+        rng.shuffle(labels)
+    return images, labels
+
+
+def write_fashion_idx(
+    directory, rng, n_train=40, n_test=10, gz=True, sorted_by_class=False
+):
+    """The four Fashion-MNIST IDX files of random images in `directory`; returns
+    `(train, test)`, each `(images, labels)`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    train = fake_images(rng, n_train, (28, 28), sorted_by_class=sorted_by_class)
+    test = fake_images(rng, n_test, (28, 28))
+    suffix = ".gz" if gz else ""
+    write_idx(directory / f"train-images-idx3-ubyte{suffix}", train[0])
+    write_idx(directory / f"train-labels-idx1-ubyte{suffix}", train[1])
+    write_idx(directory / f"t10k-images-idx3-ubyte{suffix}", test[0])
+    write_idx(directory / f"t10k-labels-idx1-ubyte{suffix}", test[1])
+    return train, test
