@@ -22,14 +22,16 @@ Parts, in the order they run (`--parts` picks some):
 
 The whole run keeps to a time budget (`--budget`, 480 s; 300 s with `--cpu`): each
 model's step time is measured first (`_budget.probe`), and each part takes its
-share of the time left and sizes its steps and rounds from it, or is skipped when
-its smallest size does not fit. Progress goes to stderr, each part's time with it;
-`OUT/device.json` (default `results/device/`) is rewritten as each part finishes,
-so a killed run keeps what it measured; at the end one table gives every part's
-numbers and the targets met or not: Armijo's block search at most 0.6x optax's
-backtracking per step on the MLP and VGG11, and 8 runs in one compile at least 6x
-the throughput of 8 one by one on the MLP (both for one GPU). The suite writes
-under `OUT/paper/` (its runs, figures and report). The sizes are in `_sizes`.
+share of the time left and sizes its steps and rounds from it; a part whose
+smallest size does not fit in the time left to the whole run is skipped (rerun it
+alone with `--parts`; the suite resumes its runs). Progress goes to stderr, each
+part's time with it; `OUT/device.json` (default `results/device/`) is rewritten as
+each part finishes, so a killed run keeps what it measured; at the end one table
+gives every part's numbers and the targets met or not: Armijo's block search at
+most 0.6x optax's backtracking per step on the MLP and VGG11, and 8 runs in one
+compile at least 6x the throughput of 8 one by one on the MLP (both for one GPU).
+The suite writes under `OUT/paper/` (its runs, figures and report). The sizes are
+in `_sizes`.
 
 A missing Fashion-MNIST is one line on stderr and exit status 2, before any work;
 a part that fails is reported in the table and the others still run (exit status

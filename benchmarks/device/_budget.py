@@ -6,7 +6,9 @@ what an earlier part did not use goes to the later ones), and sizes its work fro
 the compile and step times measured once per model (`probe`: the training loop
 compiled and run over one chunk of examples, scaled to the whole set, so that a
 full-width network on a CPU costs one chunk to probe, not one step). A part whose
-smallest size does not fit says so and is skipped.
+smallest size does not fit its share still runs at that size when it fits in the
+time left to the whole run, and is skipped (saying so) when it does not: the last
+part, the elastic one, absorbs the difference.
 """
 
 import math
@@ -105,18 +107,25 @@ def probe(model, x, y, chunk_size: int | None) -> StepEstimate:
 
 
 class Plan(NamedTuple):
-    """Steps per timed call (`None`: not even the smallest fits), timed rounds, and
-    the seconds planned for them."""
+    """Steps per timed call (`None`: not even the smallest fits), timed rounds, the
+    seconds planned for them, and the seconds `left` to the whole run then."""
 
     steps: int | None
     repeats: int
     seconds: float
+    left: float | None = None
 
-    def skipped(self, left: float) -> dict:
-        """A skipped part's entry in the results, `left` seconds before the end of
-        the budget."""
+    def skipped(self) -> dict:
+        """A skipped part's entry in the results."""
+        left = max(self.left or 0.0, 0.0)
+        return {"skipped": f"needs about {self.seconds:.0f} s, {left:.0f} s left"}
+
+    def fields(self) -> dict:
+        """A timed part's entries in the results."""
         return {
-            "skipped": f"needs about {self.seconds:.0f} s, {max(left, 0):.0f} s left"
+            "steps": self.steps,
+            "repeats": self.repeats,
+            "planned_s": round(self.seconds, 1),
         }
 
 
@@ -138,10 +147,10 @@ def plan_timing(
         per_step = (1 + rounds) * step_s  # the compiling call runs its steps too
         count = fit(seconds - compile_s, per_step, smallest, largest)
         if count is not None:
-            return Plan(count, rounds, compile_s + per_step * count)
+            return Plan(count, rounds, compile_s + per_step * count, left)
     planned = compile_s + 2 * step_s * smallest
     fits = left is not None and planned <= left
-    return Plan(smallest if fits else None, 1, planned)
+    return Plan(smallest if fits else None, 1, planned, left)
 
 
 def fit(seconds: float, per_unit: float, smallest: int, largest: int) -> int | None:

@@ -7,7 +7,7 @@ import numpy as np
 
 import eqtuners as et
 
-from ._budget import Budget, StepEstimate, probe
+from ._budget import Budget, Plan, StepEstimate, plan_timing, probe, until
 from ._sizes import Size
 
 
@@ -24,13 +24,17 @@ class Bench:
     def model(self, name: str):
         """The model `name` at the size's width, built once."""
         if name not in self._models:
-            self._models[name] = et.make_model(
-                name,
-                self.data.input_shape,
-                self.data.num_classes,
-                key=jax.random.key(0),
-                width=self.size.widths[name],
+            # One compiled program: faster than initialising op by op.
+            build = eqx.filter_jit(
+                lambda key: et.make_model(
+                    name,
+                    self.data.input_shape,
+                    self.data.num_classes,
+                    key=key,
+                    width=self.size.widths[name],
+                )
             )
+            self._models[name] = build(jax.random.key(0))
         return self._models[name]
 
     def chunk_size(self, name: str) -> int | None:
@@ -51,6 +55,23 @@ class Bench:
             )
             self._estimates[name] = estimate
         return self._estimates[name]
+
+    def plan(
+        self, name: str, deadline: float, compiles: float, steps: float, sizes
+    ) -> Plan:
+        """The timing plan of a part on the model `name` by `deadline`: compiling
+        costs `compiles` of the model's loop compiles, a step of every function
+        timed together `steps` of its steps, and `sizes` is the range of steps
+        (`_budget.plan_timing`)."""
+        estimate = self.estimate(name)
+        return plan_timing(
+            until(deadline),
+            compiles * estimate.compile_s,
+            steps * estimate.step_s,
+            sizes,
+            self.size.repeats,
+            left=self.budget.left(),
+        )
 
 
 def trainer(model, tuner, data, steps: int, **options):

@@ -17,7 +17,6 @@ import eqtuners as et
 from eqtuners.internal import random_direction, tree_dot
 
 from ..tuner_speed import paired_ratio, timed_side_by_side
-from ._budget import plan_timing, until
 from ._common import Bench, trainer
 from ._tracking import PRODUCT_COST
 
@@ -43,19 +42,15 @@ def products(model, x, y, chunk_size: int | None, steps: int):
 
 
 def part_products(bench: Bench, deadline: float) -> dict:
-    size = bench.size
-    estimate = bench.estimate(MODEL)
-    seconds = until(deadline)
-    plan = plan_timing(
-        seconds,
-        2 * estimate.compile_s,
-        estimate.step_s * (1 + PRODUCT_COST),
-        size.product_steps,
-        size.repeats,
-        left=bench.budget.left(),
+    plan = bench.plan(
+        MODEL,
+        deadline,
+        compiles=2,
+        steps=1 + PRODUCT_COST,
+        sizes=bench.size.product_steps,
     )
     if plan.steps is None:
-        return plan.skipped(bench.budget.left())
+        return plan.skipped()
     steps = plan.steps
     bench.budget.log(
         f"{MODEL}: {steps} steps and {steps} Hessian-vector products a call, "
@@ -77,9 +72,7 @@ def part_products(bench: Bench, deadline: float) -> dict:
         "parameters": et.num_parameters(model),
         "examples": int(data.train_x.shape[0]),
         "chunk_size": chunk,
-        "steps": steps,
-        "repeats": plan.repeats,
-        "planned_s": round(plan.seconds, 1),
+        **plan.fields(),
         "step_ms": step_ms,
         "product_ms": product_ms,
         "product_over_step": paired_ratio(times[1], times[0]),

@@ -17,7 +17,7 @@ import optax
 import eqtuners as et
 
 from ..tuner_speed import optax_losses, paired_ratio, timed_side_by_side
-from ._budget import SEARCH_COMPILE, plan_timing, until
+from ._budget import SEARCH_COMPILE
 from ._common import Bench, finite_loss, trainer
 
 STEPSIZE = 0.01  # GD's step: stable on every model at initialisation
@@ -69,23 +69,17 @@ def _compile_cost(name: str) -> float:
 
 def part_speed(bench: Bench, name: str, deadline: float) -> dict:
     """Times the model `name` (see the module docstring) by `deadline`."""
-    size = bench.size
-    estimate = bench.estimate(name)
-    seconds = until(deadline)
-    tuners, optimizers = ours(size.blocks), peers()
+    tuners, optimizers = ours(bench.size.blocks), peers()
     names = [*tuners, *optimizers]
-    compile_s = estimate.compile_s * sum(map(_compile_cost, names))
-    units = sum(map(_cost, names))
-    plan = plan_timing(
-        seconds,
-        compile_s,
-        units * estimate.step_s,
-        size.speed_steps[name],
-        size.repeats,
-        left=bench.budget.left(),
+    plan = bench.plan(
+        name,
+        deadline,
+        compiles=sum(map(_compile_cost, names)),
+        steps=sum(map(_cost, names)),
+        sizes=bench.size.speed_steps[name],
     )
     if plan.steps is None:
-        return plan.skipped(bench.budget.left())
+        return plan.skipped()
     steps, repeats = plan.steps, plan.repeats
     bench.budget.log(
         f"speed on {name}: {len(tuners)} tuners and {len(optimizers)} optax peers, "
@@ -127,8 +121,6 @@ def part_speed(bench: Bench, name: str, deadline: float) -> dict:
         "model": name,
         "parameters": et.num_parameters(model),
         "examples": int(x.shape[0]),
-        "steps": steps,
-        "repeats": repeats,
-        "planned_s": round(plan.seconds, 1),
+        **plan.fields(),
         "tuners": rows,
     }

@@ -15,7 +15,6 @@ import eqtuners as et
 
 from ..runs_in_one_compile import GRIDS
 from ..tuner_speed import paired_ratio, timed_side_by_side
-from ._budget import plan_timing, until
 from ._common import Bench, trainer
 
 MODEL = "mlp"
@@ -23,37 +22,25 @@ KINDS = ("constant", "polyak")
 
 
 def part_stack(bench: Bench, deadline: float) -> dict:
-    size = bench.size
-    runs = size.stack_runs
-    estimate = bench.estimate(MODEL)
-    seconds = until(deadline)
+    runs = bench.size.stack_runs
     # Per kind: the single run and the stack compile; R steps each way per step
     # (a vmapped stack costs at most R single steps).
-    compile_s = 2 * len(KINDS) * estimate.compile_s
-    step_s = 2 * runs * len(KINDS) * estimate.step_s
-    plan = plan_timing(
-        seconds,
-        compile_s,
-        step_s,
-        size.stack_steps,
-        size.repeats,
-        left=bench.budget.left(),
+    plan = bench.plan(
+        MODEL,
+        deadline,
+        compiles=2 * len(KINDS),
+        steps=2 * runs * len(KINDS),
+        sizes=bench.size.stack_steps,
     )
     if plan.steps is None:
-        return plan.skipped(bench.budget.left())
+        return plan.skipped()
     steps = plan.steps
     bench.budget.log(
         f"stack: {runs} runs of the {MODEL} in one compile against one by one, "
         f"{steps} steps, {plan.repeats} rounds (planned {plan.seconds:.0f} s)"
     )
     model, data = bench.model(MODEL), bench.data
-    result = {
-        "model": MODEL,
-        "runs": runs,
-        "steps": steps,
-        "repeats": plan.repeats,
-        "planned_s": round(plan.seconds, 1),
-    }
+    result = {"model": MODEL, "runs": runs, **plan.fields()}
     for kind in KINDS:
         tuners = GRIDS[kind](runs)
         singles = [trainer(model, t, data, steps) for t in tuners]

@@ -14,7 +14,7 @@ import eqtuners as et
 from eqtuners.internal import make_estimator
 
 from ..tuner_speed import paired_ratio, timed_side_by_side
-from ._budget import MEASURE_COMPILE, plan_timing, until
+from ._budget import MEASURE_COMPILE
 from ._common import Bench, trainer
 
 MODEL = "mlp"
@@ -24,21 +24,16 @@ PRODUCTS, PRODUCT_COST = 20, 2.5
 
 
 def part_tracking(bench: Bench, deadline: float, estimator: str, tol: float) -> dict:
-    size = bench.size
-    every = size.tracking_every
-    estimate = bench.estimate(MODEL)
-    seconds = until(deadline)
-    step_s = estimate.step_s * (2 + PRODUCTS * PRODUCT_COST / every)
-    plan = plan_timing(
-        seconds,
-        estimate.compile_s * (1 + MEASURE_COMPILE),
-        step_s,
-        size.tracking_steps,
-        size.repeats,
-        left=bench.budget.left(),
+    every = bench.size.tracking_every
+    plan = bench.plan(
+        MODEL,
+        deadline,
+        compiles=1 + MEASURE_COMPILE,
+        steps=2 + PRODUCTS * PRODUCT_COST / every,
+        sizes=bench.size.tracking_steps,
     )
     if plan.steps is None:
-        return plan.skipped(bench.budget.left())
+        return plan.skipped()
     steps = plan.steps
     bench.budget.log(
         f"tracking: Polyak-GD on the {MODEL}, {steps} steps, {estimator} at {tol:g} "
@@ -70,12 +65,10 @@ def part_tracking(bench: Bench, deadline: float, estimator: str, tol: float) -> 
     measured = np.isfinite(products)
     return {
         "model": MODEL,
-        "steps": steps,
+        **plan.fields(),
         "every": every,
         "estimator": estimator,
         "tol": tol,
-        "repeats": plan.repeats,
-        "planned_s": round(plan.seconds, 1),
         "alone_ms_per_step": 1e3 * float(np.median(times[0])) / steps,
         "tracked_ms_per_step": 1e3 * float(np.median(times[1])) / steps,
         "overhead": paired_ratio(times[1], times[0]) - 1,

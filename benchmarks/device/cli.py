@@ -10,6 +10,7 @@ from eqtuners.internal import METHODS
 
 from .._files import NotWritableError, check_writable, write_json
 from .._rundir import environment
+from ..paper.cli import _Parser, _positive
 from ._budget import Budget
 from ._common import Bench
 from ._deterministic import DataError, check_data, part_deterministic
@@ -24,23 +25,14 @@ PROG = "python -m benchmarks.device"
 PARTS = ("speed", "stack", "tracking", "resnet34", "deterministic")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit status 2
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0].replace("`", ""))
+    p = _Parser(
+        prog=PROG,
+        description="Everything a GPU should show, in one command: speed against "
+        "optax, ResNet34's step and product, runs in one compile, the cost of "
+        "tracking the sharpness, and the paper's claims on VGG11 (see the docstring "
+        "of benchmarks/device/__init__.py).",
+    )
     p.add_argument(
         "--cpu",
         action="store_true",
@@ -49,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--budget",
-        type=_positive,
+        type=_positive(float),
         default=None,
         help=f"seconds for the whole run (default: {FULL.budget:g}, with --cpu "
         f"{CPU.budget:g})",
@@ -65,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tol",
-        type=_positive,
+        type=_positive(float),
         default=1e-3,
         help="its tolerance (default: 1e-3)",
     )
