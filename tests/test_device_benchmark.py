@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from benchmarks.device import cli
-from benchmarks.device._budget import Budget, plan_timing
+from benchmarks.device._budget import Budget, StepEstimate, plan_timing
+from benchmarks.device._common import Bench
+from benchmarks.device._deterministic import reserve
 from benchmarks.device._sizes import CPU
 
 from .helpers import write_fashion_idx
@@ -104,3 +106,16 @@ def test_the_plan_takes_the_most_steps_and_rounds_that_fit():
     budget = Budget(100.0, {"a": 1.0, "b": 3.0})
     assert budget.allocate("a", ["b"]) == pytest.approx(25.0, abs=0.1)
     assert budget.allocate("b", []) == pytest.approx(100.0, abs=0.1)
+    budget.reserved = 60.0  # kept for a later part
+    assert budget.allocate("a", ["b"]) == pytest.approx(10.0, abs=0.1)
+
+
+def test_the_suites_smallest_size_is_kept_for_it_when_it_will_run():
+    def kept(total, step_s):
+        bench = Bench(CPU, Budget(total, {}))
+        bench._estimates["mlp"] = StepEstimate(compile_s=1.0, step_s=step_s)
+        return reserve(bench, "lanczos")
+
+    assert 0 < kept(1000.0, 0.5) < kept(1000.0, 1.0) < 1000.0
+    # A suite longer than the budget and its slack will not run: nothing is kept.
+    assert kept(100.0, 1.0) == 0.0

@@ -70,7 +70,7 @@ class Bench:
             steps * estimate.step_s,
             sizes,
             self.size.repeats,
-            left=self.budget.left(),
+            left=self.budget.available(),
         )
 
 

@@ -12,7 +12,8 @@ suite's, so running the same command again continues a killed run.
 The steps are planned from the measured step times (Armijo taken at `ARMIJO_COST`
 steps a step, a measurement at its estimator's products): the most that fit, at
 least the size's smallest, which runs even when it overruns the time left by up
-to `SLACK` of the whole budget.
+to `_budget.SLACK` of the whole budget; the earlier parts leave it the time of its
+smallest size (`reserve`).
 """
 
 import contextlib
@@ -25,7 +26,7 @@ import eqtuners as et
 
 from ..paper import cli as paper_cli
 from ..paper._config import SWEEP_GRID
-from ._budget import MEASURE_COMPILE, SEARCH_COMPILE, fit, until
+from ._budget import MEASURE_COMPILE, SEARCH_COMPILE, SLACK, fit, until
 from ._common import Bench
 from ._tracking import PRODUCT_COST
 
@@ -38,9 +39,9 @@ ARMIJO_COST = 4.0
 PRODUCTS = {"power": 40, "lanczos": 15}
 RUNS = 4  # GD at two steps, Armijo-GD, Polyak-GD
 # Compiles per model, in Constant loops: the sweep, then GD's stack, Armijo-GD and
-# Polyak-GD with measurements.
-COMPILES = 1 + 3 * MEASURE_COMPILE + SEARCH_COMPILE - 1
-SLACK = 0.2
+# Polyak-GD with measurements, and the test accuracy of each of the four groups
+# (a forward pass: half a loop).
+COMPILES = 1 + 3 * MEASURE_COMPILE + SEARCH_COMPILE - 1 + 4 * 0.5
 
 
 class DataError(Exception):
@@ -78,20 +79,38 @@ def argv(size, steps: int, estimator: str, out: Path, data_dir) -> list[str]:
     return [str(w) for w in words]
 
 
-def plan_steps(bench: Bench, deadline: float, estimator: str):
-    """`(steps, planned seconds, seconds left)`; `steps` is `None` when not even the
-    smallest number fits, with the slack."""
+def _costs(bench: Bench, estimator: str) -> tuple[float, float]:
+    """The suite's planned seconds: `(fixed, per step)`."""
     size = bench.size
     products = PRODUCTS.get(estimator, 20) * PRODUCT_COST
-    estimates = [bench.estimate(name) for name in size.suite_models]
-    seconds = until(deadline)
     fixed, per_step = size.suite_reserve, 0.0
-    for estimate in estimates:
+    for name in size.suite_models:
+        estimate = bench.estimate(name)
         fixed += COMPILES * estimate.compile_s
         fixed += len(SWEEP_GRID) * size.suite_sweep_steps * estimate.step_s
         measuring = RUNS * products / size.suite_every
         per_step += estimate.step_s * (2 + ARMIJO_COST + 1 + measuring)
-    smallest, largest = size.suite_steps
+    return fixed, per_step
+
+
+def reserve(bench: Bench, estimator: str) -> float:
+    """The seconds the earlier parts leave to the suite: its smallest size, less
+    the slack, when that fits in the time left with the slack (otherwise it will
+    not run, and nothing is kept for it)."""
+    fixed, per_step = _costs(bench, estimator)
+    smallest = fixed + per_step * bench.size.suite_steps[0]
+    slack = SLACK * bench.budget.total
+    if smallest > bench.budget.left() + slack:
+        return 0.0
+    return max(smallest - slack, 0.0)
+
+
+def plan_steps(bench: Bench, deadline: float, estimator: str):
+    """`(steps, planned seconds, seconds left)`; `steps` is `None` when not even the
+    smallest number fits, with the slack."""
+    fixed, per_step = _costs(bench, estimator)
+    seconds = until(deadline)
+    smallest, largest = bench.size.suite_steps
     steps = fit(seconds - fixed, per_step, smallest, largest)
     slack = SLACK * bench.budget.total
     if steps is None and fit(seconds + slack - fixed, per_step, smallest, smallest):

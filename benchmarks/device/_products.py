@@ -17,6 +17,7 @@ import eqtuners as et
 from eqtuners.internal import random_direction, tree_dot
 
 from ..tuner_speed import paired_ratio, timed_side_by_side
+from ._budget import MEASURE_COMPILE
 from ._common import Bench, trainer
 from ._tracking import PRODUCT_COST
 
@@ -45,7 +46,7 @@ def part_products(bench: Bench, deadline: float) -> dict:
     plan = bench.plan(
         MODEL,
         deadline,
-        compiles=2,
+        compiles=1 + MEASURE_COMPILE,  # the step's loop, and the products
         steps=1 + PRODUCT_COST,
         sizes=bench.size.product_steps,
     )

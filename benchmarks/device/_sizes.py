@@ -11,8 +11,8 @@ import dataclasses
 # what is left).
 SHARES = {
     "speed_mlp": 0.08,
-    "speed_vgg11": 0.22,
     "stack": 0.06,
+    "speed_vgg11": 0.22,
     "tracking": 0.07,
     "resnet34": 0.12,
     "deterministic": 0.45,
@@ -34,8 +34,9 @@ class Size:
     - `tracking_steps`, `tracking_every`: Polyak-GD's steps, and the steps between
       measurements.
     - `suite_*`: the `deterministic` suite's models, Fashion-MNIST subset, width,
-      steps, sweep steps, steps between measurements, and the seconds kept for its
-      figures and report.
+      steps, sweep steps, steps between measurements, and the seconds kept for
+      what is not a training step (loading the data, building the models, the
+      figures and the report).
     """
 
     name: str
@@ -80,7 +81,7 @@ FULL = Size(
     suite_steps=(1000, 10000),
     suite_sweep_steps=100,
     suite_every=50,
-    suite_reserve=20.0,
+    suite_reserve=40.0,
 )
 
 CPU = Size(
@@ -103,5 +104,5 @@ CPU = Size(
     suite_steps=(20, 30),
     suite_sweep_steps=5,
     suite_every=10,
-    suite_reserve=5.0,
+    suite_reserve=15.0,
 )

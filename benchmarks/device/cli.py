@@ -13,7 +13,7 @@ from .._rundir import environment
 from ..paper.cli import _Parser, _positive
 from ._budget import Budget
 from ._common import Bench
-from ._deterministic import DataError, check_data, part_deterministic
+from ._deterministic import DataError, check_data, part_deterministic, reserve
 from ._products import part_products
 from ._sizes import CPU, FULL, SHARES
 from ._speed import part_speed
@@ -84,14 +84,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _steps(parts: list[str], size) -> list[str]:
-    """The budget's parts, in order: `speed` is one per model of the size."""
-    chosen = []
-    for part in PARTS:
-        if part in parts:
-            chosen += (
-                [f"speed_{m}" for m in size.speed_models] if part == "speed" else [part]
-            )
-    return chosen
+    """The budget's parts, in the order they run: `speed` is one per model of the
+    size."""
+    speed = [f"speed_{m}" for m in size.speed_models] if "speed" in parts else []
+    return [p for p in SHARES if p in parts or p in speed]
 
 
 def _run_part(bench: Bench, part: str, deadline: float, args) -> dict:
@@ -106,6 +102,17 @@ def _run_part(bench: Bench, part: str, deadline: float, args) -> dict:
     return part_deterministic(
         bench, deadline, args.suite_estimator, args.out / "paper", args.data_dir
     )
+
+
+def _reserve(bench: Bench, later: list[str], args) -> float:
+    """The seconds kept for the suite when it runs `later` (its smallest size)."""
+    if "deterministic" not in later:
+        return 0.0
+    try:
+        return reserve(bench, args.suite_estimator)
+    except Exception as error:  # its models' probe failed: the suite will say so
+        bench.budget.log(f"nothing kept for the suite: {type(error).__name__}")
+        return 0.0
 
 
 def main(argv=None) -> int:
@@ -132,7 +139,9 @@ def main(argv=None) -> int:
     }
     failed = False
     for i, part in enumerate(steps):
-        seconds = budget.allocate(part, steps[i + 1 :])
+        later = steps[i + 1 :]
+        budget.reserved = _reserve(bench, later, args)
+        seconds = budget.allocate(part, later)
         start = time.perf_counter()
         try:
             result = _run_part(bench, part, start + seconds, args)
@@ -146,6 +155,7 @@ def main(argv=None) -> int:
         result |= {
             "seconds": round(time.perf_counter() - start, 1),
             "budget_s": round(seconds, 1),
+            "kept_for_the_suite_s": round(budget.reserved, 1),
         }
         results["parts"][part] = result
         results["seconds"] = round(budget.elapsed(), 1)
