@@ -157,7 +157,7 @@ def part_deterministic(
     if steps is None:
         return {
             "skipped": f"needs about {planned:.0f} s at {size.suite_steps[0]} steps, "
-            f"over its {seconds:.0f} s"
+            f"{max(seconds, 0):.0f} s left"
         }
     words = argv(size, steps, estimator, out, data_dir)
     command = "python -m benchmarks.paper " + " ".join(words)
