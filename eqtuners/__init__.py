@@ -69,11 +69,14 @@ from ._train import (
     train as train,
 )
 from ._tuners import (
+    CDAT as CDAT,
+    AbstractCurvatureTuner as AbstractCurvatureTuner,
     AbstractFirstTrial as AbstractFirstTrial,
     AbstractReference as AbstractReference,
     AbstractTuner as AbstractTuner,
     Armijo as Armijo,
     ArmijoState as ArmijoState,
+    CDATState as CDATState,
     Constant as Constant,
     ForwardTracking as ForwardTracking,
     GrippoReference as GrippoReference,

@@ -96,6 +96,7 @@ QUADRATIC_TUNERS = {
     "armijo": lambda f_min: et.Armijo(),
     "armijo_increase": lambda f_min: et.Armijo(max_stepsize=2.0, increase_factor=1.5),
     "polyak": lambda f_min: et.Polyak(f_min=f_min),
+    "cdat": lambda f_min: et.CDAT(sigma=1.5, ema=0.5),
     "ponos": lambda f_min: et.PoNoS(),
 }
 
@@ -147,8 +148,8 @@ def optax_and_train_histories(tuner, num_steps):
 
 @pytest.mark.parametrize(
     "tuner",
-    [et.Constant(0.3), et.Armijo(), et.Polyak(), et.PoNoS()],
-    ids=["Constant", "Armijo", "Polyak", "PoNoS"],
+    [et.Constant(0.3), et.Armijo(), et.Polyak(), et.CDAT(), et.PoNoS()],
+    ids=["Constant", "Armijo", "Polyak", "CDAT", "PoNoS"],
 )
 def test_an_optax_loop_follows_train_step_for_step(tuner):
     train_columns, optax_columns, train_params, optax_params = (

@@ -18,6 +18,7 @@ TUNER_GRIDS = {
     ],
     "polyak": [et.Polyak(s, f) for s, f in [(1.0, 0.0), (0.05, 0.5), (2.0, -1.0)]],
     "constant": [et.Constant(s) for s in (0.1, 0.7)],
+    "cdat": [et.CDAT(s, ema=e) for s, e in [(2.0, 0.0), (1.0, 0.5), (1.5, 0.9)]],
     "ponos": [et.PoNoS(), et.PoNoS(c=0.1, c_p=0.5, decrease_factor=0.8, xi=0.5)],
     "zhang_hager_forward": [
         et.Armijo(

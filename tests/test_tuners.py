@@ -251,6 +251,8 @@ ALL_TUNERS = {
     ),
     "armijo_grippo": et.Armijo(reference=et.GrippoReference(3), block_size=2),
     "polyak": et.Polyak(),
+    "cdat": et.CDAT(),
+    "cdat_options": et.CDAT(1.5, eps=1e-6, ema=0.9, max_stepsize=2.0),
 }
 
 
@@ -322,6 +324,7 @@ def test_info_keys_and_shapes_depend_only_on_the_tuner_type(name):
             et.Armijo(reference=et.GrippoReference(4), min_grad_norm=1e-3),
         ],
         "polyak": [et.Polyak(), et.Polyak(2.0, -1.0, 1e-3)],
+        "cdat": [et.CDAT(), et.CDAT(1.0, eps=1e-3, ema=0.5, max_stepsize=1.0)],
     }[name.split("_")[0]]
     fn = lambda v: v @ v  # noqa: E731
     w = jnp.ones(3)
@@ -356,6 +359,9 @@ def test_step_rejects_integer_parameters_naming_the_leaf(name):
         (lambda v: et.Polyak(max_stepsize=v), "max_stepsize"),
         (lambda v: et.Polyak(f_min=v), "f_min"),
         (lambda v: et.Polyak(eps=v), "eps"),
+        (lambda v: et.CDAT(sigma=v), "sigma"),
+        (lambda v: et.CDAT(ema=v), "ema"),
+        (lambda v: et.CDAT(max_stepsize=v), "max_stepsize"),
         (lambda v: et.Armijo(reference=et.ZhangHagerReference(v)), "xi"),
         (lambda v: et.Armijo(first_trial=et.PolyakTrial(c_p=v)), "c_p"),
         (lambda v: et.Armijo(first_trial=et.ForwardTracking(1 + v)), "increase_factor"),

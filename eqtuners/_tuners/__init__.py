@@ -1,8 +1,10 @@
 from ._base import (
+    AbstractCurvatureTuner as AbstractCurvatureTuner,
     AbstractTuner as AbstractTuner,
     TunerInfo as TunerInfo,
 )
 from .armijo import Armijo as Armijo, ArmijoState as ArmijoState
+from .cdat import CDAT as CDAT, CDATState as CDATState
 from .constant import Constant as Constant
 from .first_trials import (
     AbstractFirstTrial as AbstractFirstTrial,
