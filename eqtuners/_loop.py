@@ -7,8 +7,9 @@ hyperparameters and of the carry never do.
 
 Each step draws a batch, computes the objective and its gradient on it (and, for a
 tuner that reads it, an `AbstractCurvatureTuner`, the curvature along the gradient,
-from the same forward-over-reverse pass), asks the tuner for a step size (the
-tuner's `fn` is the objective on the *same* batch), moves
+by forward-over-forward differentiation that shares the gradient's forward pass),
+asks the tuner for a step size (the tuner's `fn` is the objective on the *same*
+batch), moves
 the parameters, and records one row. On the measurement schedule (under
 `lax.cond`) it also measures, at the parameters *before* the step (see
 `Measurements`). Stacked runs are mapped over inside the step (`over_runs`); a
@@ -26,9 +27,9 @@ from jaxtyping import Array, ArrayLike, PyTree
 from ._measurements import UNMEASURED_KEYS, WITH_STEPSIZE, Probe, is_scheduled
 from ._objective import objective_fn
 from ._records import RunState, TrainState
-from ._sharpness import value_grad_and_curvature
 from ._tree import tree_axpy, tree_dot
 from ._tuners import AbstractCurvatureTuner
+from ._tuners._curvature import value_grad_and_curvature_along_grad
 
 
 class Data(NamedTuple):
@@ -119,8 +120,8 @@ def run_step(loop: Loop, tuner, run: RunState, step):
     key, batch_key, measure_key = jax.random.split(run.key, 3)
     (bx, by), order = next_batch(loop.static, x, y, run.order, batch_key)
     fn = objective_on(loop, run.params)(bx, by)
-    if isinstance(tuner, AbstractCurvatureTuner):  # one pass for all three
-        value, grad, curvature, _ = value_grad_and_curvature(fn, run.params)
+    if isinstance(tuner, AbstractCurvatureTuner):  # no Hessian-vector product
+        value, grad, curvature = value_grad_and_curvature_along_grad(fn, run.params)
         known = {"curvature": curvature}
     else:
         value, grad = jax.value_and_grad(fn)(run.params)

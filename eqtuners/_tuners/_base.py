@@ -21,11 +21,11 @@ A concrete tuner implements three methods: `init`, `propose` (its rule) and
 gradient, `g^T H g / ||g||^2` (CDAT), subclasses `AbstractCurvatureTuner` instead:
 its `propose` takes that curvature as a keyword argument. `step` passes it on: the
 `curvature` given to `step` (the training loop computes it with the value and the
-gradient in one forward-over-reverse pass, `value_grad_and_curvature`), or, when
-none is given (the optax adaptor, the analysis simulators), one Hessian-vector
-product of `fn` along the gradient. A curvature that is NaN or infinite at a
-nonzero gradient is a non-finite input like the others; at a zero gradient the
-curvature is undefined (NaN) and is no error.
+gradient, sharing their forward pass), or, when none is given (the optax adaptor,
+the analysis simulators), computed from `fn` along the gradient (`_curvature.py`:
+forward-over-forward differentiation, cheaper than a Hessian-vector product). A
+curvature that is NaN or infinite at a nonzero gradient is a non-finite input like
+the others; at a zero gradient the curvature is undefined (NaN) and is no error.
 """
 
 import abc
@@ -37,9 +37,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, PyTree, Scalar, ScalarLike
 
-from .._sharpness import directional_curvature
 from .._tree import tree_dot, tree_dtype
 from .._validation import checked_params
+from ._curvature import curvature_along
 
 TunerInfo = dict[str, Array]
 
@@ -124,7 +124,7 @@ class AbstractTuner(eqx.Module):
         - `curvature`: for an `AbstractCurvatureTuner`, the curvature of `fn` along
           `grad`, `g^T H g / ||g||^2` (a scalar, in units of the objective per
           squared parameter unit; NaN at a zero gradient), if already known;
-          `None` computes it from `fn` (one Hessian-vector product). Other tuners
+          `None` computes it from `fn` (two forward tangent passes). Other tuners
           ignore it.
 
         **Returns:** `(stepsize, state, info)`: the step size in the parameters'
@@ -150,7 +150,7 @@ class AbstractTuner(eqx.Module):
                         "`fn` to compute it from."
                     )
                 along = jax.tree.map(lambda g: jnp.where(finite, g, 0), grad)
-                curvature = directional_curvature(fn, params, along)[0]
+                curvature = curvature_along(fn, params, along)
             curvature = jnp.asarray(curvature)
             nonzero = tree_dot(grad, grad) > 0
             finite = finite & (jnp.isfinite(curvature) | ~nonzero)
@@ -173,10 +173,10 @@ class AbstractCurvatureTuner(AbstractTuner):
 
     Its `propose` takes that curvature as the keyword argument `curvature` (a
     scalar; NaN only at a zero gradient), which `step` supplies (see the module
-    docstring). `eqtuners.train` sees the declaration and computes the value, the
-    gradient and the curvature from one forward-over-reverse pass
-    (`value_grad_and_curvature`), about the cost of one Hessian-vector product,
-    instead of a gradient and a separate product.
+    docstring). `eqtuners.train` sees the declaration and computes the curvature
+    with the value and the gradient, by forward-over-forward differentiation along
+    the gradient that shares their forward pass: cheaper than a Hessian-vector
+    product, even one from the gradient's own linearisation.
     """
 
     @abc.abstractmethod

@@ -55,8 +55,8 @@ class CDAT(AbstractCurvatureTuner):
 
     The curvature along the gradient, `kappa = g^T H g / ||g||^2`, comes from
     `step`'s `curvature` argument, which `eqtuners.train` computes with the value
-    and the gradient in one forward-over-reverse pass; without it, `step` computes
-    it from `fn` (one Hessian-vector product). Then `g^T H g = kappa ||g||^2`.
+    and the gradient (sharing their forward pass, no Hessian-vector product);
+    without it, `step` computes it from `fn`. Then `g^T H g = kappa ||g||^2`.
 
     Edge cases, chosen so that the parameters never become NaN through the step:
 
