@@ -10,7 +10,14 @@ from hypothesis import given, strategies as st
 
 import eqtuners as et
 
-from .helpers import random_quadratic, small_data, small_mlp
+from .helpers import (
+    assert_resumes_bit_identically,
+    random_quadratic,
+    scaled_eigenvalues,
+    small_data,
+    small_mlp,
+    small_run,
+)
 
 # Objectives on the quadratic: plain, or NaN outside a ball through a point beyond w.
 PLAIN, NAN_BALL = 0, 1
@@ -61,9 +68,7 @@ def test_the_monotone_limits_are_armijo_bit_for_bit_on_quadratics(
     block_size, x64,
 ):  # fmt: skip
     rng = np.random.default_rng(seed)
-    eigenvalues = 10**log_scale * rng.uniform(0.01, 1.0, 6)
-    if negative:
-        eigenvalues[0] *= -1
+    eigenvalues = scaled_eigenvalues(rng, log_scale, negative)
     with jax.enable_x64(x64):
         matrix, vector = random_quadratic(seed, 6, eigenvalues)
         dtype = jnp.float64 if x64 else jnp.float32
@@ -164,6 +169,7 @@ W = np.array([1.0, -2.0])
 OFFSETS = [5.0, 0.2, 3.0, 0.1, 1.0, 0.05]
 CURVATURES = [1.0, 4.0, 0.5, 8.0, 2.0, 6.0]
 C, RHO, S0 = 0.3, 0.5, 4.0
+LOSSES = [o + 0.5 * a * W @ W for o, a in zip(OFFSETS, CURVATURES)]
 
 
 def losses_and_steps(tuner):
@@ -196,44 +202,41 @@ def accepted_by_hand(reference, offset, a):
 
 
 def by_hand(references):
-    losses = [o + 0.5 * a * W @ W for o, a in zip(OFFSETS, CURVATURES)]
-    steps = [
+    """The steps accepted against each reference."""
+    return [
         accepted_by_hand(r, o, a) for r, o, a in zip(references, OFFSETS, CURVATURES)
     ]
-    return losses, steps
+
+
+def assert_reference_and_steps(tuner, expected_references):
+    """The tuner's references are `expected_references`, its steps those that the
+    test against them accepts, and some step is longer than the monotone
+    search's (the case is one where the reference matters)."""
+    references, steps = losses_and_steps(tuner)
+    np.testing.assert_allclose(references, expected_references, rtol=1e-12)
+    expected_steps = by_hand(expected_references)
+    np.testing.assert_allclose(steps, expected_steps, rtol=1e-12)
+    monotone_steps = by_hand(LOSSES)
+    assert any(s > m for s, m in zip(steps, monotone_steps))
 
 
 @pytest.mark.parametrize("xi", [1.0, 0.5])
 def test_the_zhang_hager_reference_and_step_equal_a_direct_computation(xi):
     with jax.enable_x64(True):
         tuner = et.Armijo(C, S0, RHO, reference=et.ZhangHagerReference(xi))
-    references, steps = losses_and_steps(tuner)
-    losses = [o + 0.5 * a * W @ W for o, a in zip(OFFSETS, CURVATURES)]
     q = mean = 0.0
     expected = []
-    for f in losses:
+    for f in LOSSES:
         q, mean = xi * q + 1, (xi * q * mean + f) / (xi * q + 1)
         expected.append(max(mean, f))
-    np.testing.assert_allclose(references, expected, rtol=1e-12)
-    _, expected_steps = by_hand(expected)
-    np.testing.assert_allclose(steps, expected_steps, rtol=1e-12)
-    # The case is one where the reference matters: some step is longer than the
-    # monotone search's.
-    _, monotone_steps = by_hand(losses)
-    assert any(s > m for s, m in zip(steps, monotone_steps))
+    assert_reference_and_steps(tuner, expected)
 
 
 def test_the_grippo_reference_and_step_equal_a_direct_computation():
     with jax.enable_x64(True):
         tuner = et.Armijo(C, S0, RHO, reference=et.GrippoReference(3))
-    references, steps = losses_and_steps(tuner)
-    losses = [o + 0.5 * a * W @ W for o, a in zip(OFFSETS, CURVATURES)]
-    expected = [max(losses[max(k - 2, 0) : k + 1]) for k in range(len(losses))]
-    np.testing.assert_allclose(references, expected, rtol=1e-12)
-    _, expected_steps = by_hand(expected)
-    np.testing.assert_allclose(steps, expected_steps, rtol=1e-12)
-    _, monotone_steps = by_hand(losses)
-    assert any(s > m for s, m in zip(steps, monotone_steps))
+    expected = [max(LOSSES[max(k - 2, 0) : k + 1]) for k in range(len(LOSSES))]
+    assert_reference_and_steps(tuner, expected)
 
 
 # --- PoNoS ---------------------------------------------------------------------
@@ -410,9 +413,7 @@ def test_the_bracket_contains_the_exact_curvature_on_quadratics(
     seed, log_scale, negative, c, max_stepsize, decrease_factor, search
 ):
     rng = np.random.default_rng(seed)
-    eigenvalues = 10**log_scale * rng.uniform(0.01, 1.0, 6)
-    if negative:
-        eigenvalues[0] *= -1
+    eigenvalues = scaled_eigenvalues(rng, log_scale, negative)
     with jax.enable_x64(True):
         matrix, vector = random_quadratic(seed, 6, eigenvalues)
         w = jnp.asarray(rng.normal(size=6))
@@ -492,14 +493,8 @@ FAMILY = {
 
 
 def train(tuner, num_steps=10, **kwargs):
-    return et.train(
-        small_mlp(),
-        tuner,
-        small_data(64),
-        num_steps,
-        key=jax.random.key(0),
-        **({"measure": None, "steps_per_call": 4, "batch_size": 16} | kwargs),
-    )
+    defaults = {"measure": None, "steps_per_call": 4, "batch_size": 16}
+    return small_run(tuner, num_steps, **(defaults | kwargs))
 
 
 @pytest.mark.parametrize("kind", FAMILY)
@@ -517,13 +512,8 @@ def test_a_stack_gives_the_histories_of_separate_runs(kind):
 
 @pytest.mark.parametrize("kind", FAMILY)
 def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(kind):
-    tuner = FAMILY[kind][0]
-    states = []
-    whole = train(tuner, 11, callback=lambda rows, state: states.append(state))
-    resumed = train(tuner, 11, resume=states[0])  # reference and memory come back
-    assert resumed.history["step"][0] == 4
-    for k, v in whole.history.items():
-        np.testing.assert_array_equal(v[4:], resumed.history[k], err_msg=k)
+    # The state carries the reference's and the first trial's memories.
+    whole = assert_resumes_bit_identically(train, FAMILY[kind][0], 11)
     assert np.any(whole.history["reference_value"] > whole.history["loss"]) or (
         kind == "grippo"
     )
