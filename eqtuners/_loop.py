@@ -9,8 +9,7 @@ Each step draws a batch, computes the objective and its gradient on it (and, for
 tuner that reads it, an `AbstractCurvatureTuner`, the curvature along the gradient,
 by forward-over-forward differentiation that shares the gradient's forward pass),
 asks the tuner for a step size (the tuner's `fn` is the objective on the *same*
-batch), moves
-the parameters, and records one row. On the measurement schedule (under
+batch), moves the parameters, and records one row. On the measurement schedule (under
 `lax.cond`) it also measures, at the parameters *before* the step (see
 `Measurements`). Stacked runs are mapped over inside the step (`over_runs`); a
 single run has no run axis.
