@@ -21,6 +21,7 @@ from benchmarks.paper._plan import plan_workload
 from benchmarks.paper._report import Claim, by_claim, spread
 from benchmarks.paper._suite import RunResult
 from benchmarks.paper._tuners import (
+    SPARE_COLORS,
     TUNERS,
     Registered,
     TunerError,
@@ -240,7 +241,8 @@ def test_bad_command_lines_give_one_line_and_status_2(argv, message, capsys, tmp
     assert len(err.strip().splitlines()) == 1 and message in err
     assert "Traceback" not in err
     if "--tuners" in argv:  # every mistake in a tuner lists the known ones
-        assert "armijo, constant, polyak, or an import path" in err
+        known = "armijo, cdat, constant, polyak, ponos, zhang_hager, or an import path"
+        assert known in err
 
 
 def test_a_missing_dataset_prints_the_loaders_message_whole(capsys, tmp_path):
@@ -582,6 +584,29 @@ def test_a_new_tuner_is_one_entry_of_the_registry(monkeypatch):
     assert spec.build().max_stepsize == 0.5 and spec.color == "#000000"
     assert spec.label == "Half-Polyak, max_stepsize=0.5"
     assert "halfpolyak" in str(pytest.raises(TunerError, parse_tuner, "nosuch").value)
+
+
+def test_the_edge_tuners_by_name_with_flat_keywords():
+    cdat = parse_tuner("cdat:sigma=1.8,ema=0.9")
+    assert cdat.label == "CDAT (sigma 1.8), ema=0.9"
+    tuner = cdat.build()
+    assert isinstance(tuner, et.CDAT) and float(tuner.sigma) == pytest.approx(1.8)
+    assert float(tuner.ema) == pytest.approx(0.9)
+    ponos = parse_tuner("ponos").build()
+    assert isinstance(ponos.first_trial, et.PolyakTrial)
+    assert float(ponos.c) == 0.5 and float(ponos.max_stepsize) == 10.0
+    forward = parse_tuner("zhang_hager:xi=0.5,increase_factor=3").build()
+    assert isinstance(forward.first_trial, et.ForwardTracking)
+    assert float(forward.reference.xi) == 0.5
+    assert float(forward.first_trial.increase_factor) == 3.0
+    with pytest.raises(TunerError, match="`xi`"):
+        parse_tuner("zhang_hager:xi=2")
+
+
+def test_registered_tuners_have_distinct_colours_none_of_them_spare():
+    colors = [to_hex(entry.color) for entry in TUNERS.values()]
+    assert len(set(colors)) == len(colors)
+    assert not set(colors) & {to_hex(c) for c in SPARE_COLORS}
 
 
 def test_each_tuner_has_one_colour_in_every_figure():
