@@ -210,106 +210,116 @@ def run_shape(shape, sharpness, args) -> tuple[dict, dict]:
     return summaries, armijo_runs
 
 
-def plot_summary(results: dict, sharpness: float, args, path: Path) -> None:
-    import matplotlib.pyplot as plt
+PANEL_LABELS = (
+    "step size (mean)",
+    "step x full-batch sharpness (mean)",
+    "step x batch curvature",
+    "curvature / full-batch sharpness",
+)
+
+
+def _tuner_curves(row, runs: dict, sizes) -> None:
+    """Each tuner's step size and its products with the curvatures, against the
+    batch size; Armijo's largest step x batch curvature and its batch curvature."""
+    for name, color in COLORS.items():
+
+        def values(key, name=name):
+            return np.array([runs[name][str(b)].get(key, np.nan) for b in sizes], float)
+
+        style = {"color": color, "marker": "o", "label": name}
+        row[0].plot(sizes, values("mean_stepsize"), **style)
+        row[1].plot(sizes, values("mean_stepsize_x_sharpness"), **style)
+        row[2].plot(sizes, values("mean_stepsize_x_batch_curvature"), **style)
+        if name == "Armijo":
+            row[2].plot(
+                sizes,
+                values("max_stepsize_x_batch_curvature"),
+                color=color,
+                ls=":",
+                marker="^",
+                label="Armijo, largest",
+            )
+            row[3].plot(
+                sizes,
+                values("mean_batch_curvature_over_sharpness"),
+                color=color,
+                marker="o",
+                label="batch curvature (Armijo run)",
+            )
+
+
+def _closed_forms(ax, runs: dict, sizes) -> None:
+    """The batch top eigenvalue of the SGD run against the bounds on its
+    expectation, and the expected batch curvature at the start."""
+    closed = runs["closed_forms"]
+    over = "batch_top_eigenvalue_bounds_over_sharpness"
+    bounds = np.array([closed[str(b)][over] for b in sizes])
+    top = "mean_batch_top_eigenvalue_over_sharpness"
+    ax.plot(
+        sizes,
+        [runs["SGD"][str(b)][top] for b in sizes],
+        color="k",
+        marker="s",
+        label="batch top eigenvalue (SGD run)",
+    )
+    ax.fill_between(
+        sizes,
+        bounds[:, 0],
+        bounds[:, 1],
+        color="k",
+        alpha=0.1,
+        label="bounds on its expectation",
+    )
+    start = "expected_batch_curvature_at_start_over_sharpness"
+    ax.plot(
+        sizes,
+        [closed[str(b)][start] for b in sizes],
+        color="tab:green",
+        marker="x",
+        label="E[g^T H_B g] / E|g|^2 at the start",
+    )
+
+
+def _reference_lines(row, edge: float) -> None:
+    row[0].axhline(1.0, color="k", ls="--", lw=1, label="cap 1")
+    row[0].axhline(edge, color="k", ls=":", lw=1, label="2 / sharpness")
+    row[1].axhline(2, color="k", ls="--", lw=1, label="2 (edge)")
+    row[2].axhline(2 * (1 - ARMIJO["c"]), color="k", ls="--", lw=1, label="2 (1 - c)")
+    row[3].axhline(1, color="k", ls="--", lw=1, label="1 (full sharpness)")
+
+
+def _format_row(row, shape: str, sizes) -> None:
     from matplotlib.ticker import FixedLocator, NullLocator
 
     from analysis._plot_core import log_formatter
+
+    for ax, label in zip(row, PANEL_LABELS):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(sizes))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([str(b) for b in sizes])
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(label)
+        ax.set_title(f"{shape}", fontsize=9)
+    row[0].set_yscale("log")
+    row[0].yaxis.set_major_formatter(log_formatter())
+    row[0].yaxis.set_minor_formatter(log_formatter())
+
+
+def plot_summary(results: dict, sharpness: float, args, path: Path) -> None:
+    """A row of four panels per shape of the data, against the batch size."""
+    import matplotlib.pyplot as plt
 
     shapes = list(results)
     fig, axes = plt.subplots(
         len(shapes), 4, figsize=(16, 3.2 * len(shapes)), squeeze=False
     )
     sizes = np.array(args.batch_sizes)
-    edge = 2 / sharpness
     for row, shape in zip(axes, shapes):
-        runs = results[shape]
-        for name, color in COLORS.items():
-
-            def values(key, name=name):
-                return np.array(
-                    [runs[name][str(b)].get(key, np.nan) for b in sizes], float
-                )
-
-            style = {"color": color, "marker": "o", "label": name}
-            row[0].plot(sizes, values("mean_stepsize"), **style)
-            row[1].plot(sizes, values("mean_stepsize_x_sharpness"), **style)
-            row[2].plot(sizes, values("mean_stepsize_x_batch_curvature"), **style)
-            if name == "Armijo":
-                row[2].plot(
-                    sizes,
-                    values("max_stepsize_x_batch_curvature"),
-                    color=color,
-                    ls=":",
-                    marker="^",
-                    label="Armijo, largest",
-                )
-                row[3].plot(
-                    sizes,
-                    values("mean_batch_curvature_over_sharpness"),
-                    color=color,
-                    marker="o",
-                    label="batch curvature (Armijo run)",
-                )
-        closed = runs["closed_forms"]
-        bounds = np.array(
-            [
-                closed[str(b)]["batch_top_eigenvalue_bounds_over_sharpness"]
-                for b in sizes
-            ]
-        )
-        row[3].plot(
-            sizes,
-            [
-                runs["SGD"][str(b)]["mean_batch_top_eigenvalue_over_sharpness"]
-                for b in sizes
-            ],
-            color="k",
-            marker="s",
-            label="batch top eigenvalue (SGD run)",
-        )
-        row[3].fill_between(
-            sizes,
-            bounds[:, 0],
-            bounds[:, 1],
-            color="k",
-            alpha=0.1,
-            label="bounds on its expectation",
-        )
-        row[3].plot(
-            sizes,
-            [
-                closed[str(b)]["expected_batch_curvature_at_start_over_sharpness"]
-                for b in sizes
-            ],
-            color="tab:green",
-            marker="x",
-            label="E[g^T H_B g] / E|g|^2 at the start",
-        )
-        row[0].axhline(1.0, color="k", ls="--", lw=1, label="cap 1")
-        row[0].axhline(edge, color="k", ls=":", lw=1, label="2 / sharpness")
-        row[1].axhline(2, color="k", ls="--", lw=1, label="2 (edge)")
-        row[2].axhline(
-            2 * (1 - ARMIJO["c"]), color="k", ls="--", lw=1, label="2 (1 - c)"
-        )
-        row[3].axhline(1, color="k", ls="--", lw=1, label="1 (full sharpness)")
-        labels = [
-            "step size (mean)",
-            "step x full-batch sharpness (mean)",
-            "step x batch curvature",
-            "curvature / full-batch sharpness",
-        ]
-        for ax, label in zip(row, labels):
-            ax.set_xscale("log")
-            ax.xaxis.set_major_locator(FixedLocator(sizes))
-            ax.xaxis.set_minor_locator(NullLocator())
-            ax.set_xticklabels([str(b) for b in sizes])
-            ax.set_xlabel("batch size")
-            ax.set_ylabel(label)
-            ax.set_title(f"{shape}", fontsize=9)
-        row[0].set_yscale("log")
-        row[0].yaxis.set_major_formatter(log_formatter())
-        row[0].yaxis.set_minor_formatter(log_formatter())
+        _tuner_curves(row, results[shape], sizes)
+        _closed_forms(row[3], results[shape], sizes)
+        _reference_lines(row, 2 / sharpness)
+        _format_row(row, shape, sizes)
     # One legend per column, under the figure, so that none covers data.
     for i, ax in enumerate(axes[-1]):
         handles, labels = axes[0][i].get_legend_handles_labels()

@@ -38,19 +38,90 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> list[dict]:
-    args = parse_args(argv)
-    most = max(args.devices)
-    if "jax" not in sys.modules:  # host devices must be asked for before JAX starts
+def _ask_for_host_devices(count: int) -> None:
+    """Host devices must be asked for before JAX starts."""
+    if "jax" not in sys.modules:
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = (
-            f"{flags} --xla_force_host_platform_device_count={most}"
+            f"{flags} --xla_force_host_platform_device_count={count}"
         )
+
+
+def _problem(name, args):
+    """The model and its data: the MLP on digits, VGG11 on synthetic images."""
+    import jax
+
+    import eqtuners as et
+
+    if name == "mlp":
+        data, width = et.load_dataset("digits", subset=args.examples), 1.0
+    else:
+        data = et.load_synthetic_cifar10(num_train=args.examples, num_test=16)
+        width = args.vgg_width
+    model = et.make_model(
+        name, data.input_shape, 10, key=jax.random.key(0), width=width
+    )
+    return data, model
+
+
+def _timed(fn, repeats) -> float:
+    """The median of `repeats` calls of `fn`, after one that compiles."""
+    import numpy as np
+
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _seconds_on(count: int, model, data, args) -> tuple[float, float]:
+    """Seconds per training step and per Hessian-vector product with the examples
+    sharded over the first `count` devices."""
     import equinox as eqx
     import jax
     import numpy as np
 
     import eqtuners as et
+
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:count]), ("data",))
+    spec = jax.sharding.PartitionSpec
+    examples = jax.sharding.NamedSharding(mesh, spec("data"))
+    replicated = jax.sharding.NamedSharding(mesh, spec())
+    x, y = jax.device_put((data.train_x, data.train_y), examples)
+    params = jax.device_put(eqx.filter(model, eqx.is_inexact_array), replicated)
+
+    def step():
+        result = et.train(
+            model,
+            et.Constant(0.01),
+            data,
+            args.steps,
+            key=jax.random.key(0),
+            measure=None,
+            mesh=mesh,
+            steps_per_call=args.steps,
+            progress=False,
+        )
+        jax.block_until_ready(result.state.params)
+
+    @jax.jit
+    def hvp(p, v, x, y):
+        fn, _ = et.objective_fn(model, x, y)
+        return et.hessian_vector_product(fn, p, v)
+
+    step_s = _timed(step, args.repeats) / args.steps
+    products = lambda: jax.block_until_ready(hvp(params, params, x, y))  # noqa: E731
+    return step_s, _timed(products, args.repeats)
+
+
+def main(argv=None) -> list[dict]:
+    args = parse_args(argv)
+    most = max(args.devices)
+    _ask_for_host_devices(most)
+    import jax
 
     from ._rundir import write_rows
 
@@ -59,75 +130,21 @@ def main(argv=None) -> list[dict]:
             f"{jax.device_count()} devices, fewer than the {most} asked for (start "
             "a fresh process, or ask for fewer with --devices)."
         )
-
-    def problem(name):
-        if name == "mlp":
-            data = et.load_dataset("digits", subset=args.examples)
-            width = 1.0
-        else:
-            data = et.load_synthetic_cifar10(num_train=args.examples, num_test=16)
-            width = args.vgg_width
-        model = et.make_model(
-            name, data.input_shape, 10, key=jax.random.key(0), width=width
-        )
-        return data, model
-
-    def timed(fn, repeats):
-        fn()  # compiles
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times))
-
     rows = []
     for name in args.models:
-        data, model = problem(name)
-        params, static = eqx.partition(model, eqx.is_inexact_array)
-        base = {}
+        data, model = _problem(name, args)
+        base = None
         for count in args.devices:
-            mesh = jax.sharding.Mesh(np.array(jax.devices()[:count]), ("data",))
-            examples = jax.sharding.NamedSharding(
-                mesh, jax.sharding.PartitionSpec("data")
-            )
-            replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-            x, y = jax.device_put((data.train_x, data.train_y), examples)
-            p = jax.device_put(params, replicated)
-
-            def step():
-                result = et.train(
-                    model,
-                    et.Constant(0.01),
-                    data,
-                    args.steps,
-                    key=jax.random.key(0),
-                    measure=None,
-                    mesh=mesh,
-                    steps_per_call=args.steps,
-                    progress=False,
-                )
-                jax.block_until_ready(result.state.params)
-
-            @jax.jit
-            def hvp(p, v, x, y):
-                def fn(q):
-                    return et.objective(eqx.combine(q, static), x, y)
-
-                return et.hessian_vector_product(fn, p, v)
-
-            step_s = timed(step, args.repeats) / args.steps
-            hvp_s = timed(lambda: jax.block_until_ready(hvp(p, p, x, y)), args.repeats)
-            if count == args.devices[0]:
-                base = {"step": step_s, "hvp": hvp_s}
+            step_s, hvp_s = _seconds_on(count, model, data, args)
+            base = base or (step_s, hvp_s)
             row = {
                 "model": name,
                 "devices": count,
                 "examples": args.examples,
                 "step_s": round(step_s, 5),
                 "hvp_s": round(hvp_s, 5),
-                "step_speedup": round(base["step"] / step_s, 3),
-                "hvp_speedup": round(base["hvp"] / hvp_s, 3),
+                "step_speedup": round(base[0] / step_s, 3),
+                "hvp_speedup": round(base[1] / hvp_s, 3),
             }
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -31,6 +31,12 @@ cost inside a compiled loop, which bound the time of a step: about
 accelerator). On a CPU a block round costs about `k` trials, so the block search is
 slower there; it is meant for accelerators.
 
+The tuners past the paper, `CDAT()` (value, gradient and curvature from one
+forward-over-reverse pass) and `PoNoS()`, have no optax peer: they are timed in one
+rotation with `Constant(0.5)` and `Armijo()` (the same loop, model and data), and
+printed with their per-step time over Constant's and over Armijo's (paired ratios,
+as above) and, for PoNoS, its evaluations per step.
+
 `--stack-of-one` also times each tuner as a stack of one run (`et.stack([tuner])`,
 which goes through the stacked path of the loop: `lax.map` over the runs on a CPU,
 `vmap` elsewhere) in the same rotation, and prints its time over the single run's
@@ -50,6 +56,10 @@ import numpy as np
 import optax
 
 import eqtuners as et
+from eqtuners.internal import (
+    value_grad_and_curvature,
+    value_grad_and_curvature_along_grad,
+)
 
 from ._rundir import environment
 
@@ -95,30 +105,65 @@ def optax_losses(optimizer, model, num_steps):
     return run, params
 
 
-def trial_and_gradient_ms(model, x, y, repeats, calls=50):
-    """Milliseconds of one objective evaluation at a trial point and of one
-    value-and-gradient, each measured as `calls` calls inside one compiled scan
-    (as in a line search, so no dispatch overhead), median of `repeats`."""
+def per_call_ms(model, x, y, evaluations, repeats, calls):
+    """Milliseconds of one call of each `evaluation(fn, params) -> scalar`, each
+    measured as `calls` calls inside one compiled scan (at a new point each time, as
+    a search or a training loop does, with no dispatch overhead), taking turns,
+    median of `repeats`."""
     fn, params = et.objective_fn(model, x, y)
     grad = jax.grad(fn)(params)
 
     def looped(evaluate):
         @jax.jit
         def run(params, grad):
-            def body(total, i):  # a new trial point each time, as a search does
-                trial = jax.tree.map(lambda p, g: p - 1e-6 * i * g, params, grad)
-                return total + evaluate(trial), None
+            def body(total, i):
+                point = jax.tree.map(lambda p, g: p - 1e-6 * i * g, params, grad)
+                return total + evaluate(fn, point), None
 
             return jax.lax.scan(body, 0.0, jnp.arange(calls, dtype=jnp.float32))[0]
 
         return lambda: run(params, grad)
 
-    def value_and_grad(p):  # uses the gradient, so that it is not optimised away
-        value, grad = jax.value_and_grad(fn)(p)
-        return value + sum(jnp.sum(g) for g in jax.tree.leaves(grad))
-
-    times, _ = timed_side_by_side([looped(fn), looped(value_and_grad)], repeats)
+    times, _ = timed_side_by_side([looped(e) for e in evaluations], repeats)
     return [1e3 * float(np.median(t)) / calls for t in times]
+
+
+def _summed(value, grad, *rest):
+    """A scalar that uses every output, so that none is optimised away."""
+    return value + sum(jnp.sum(g) for g in jax.tree.leaves(grad)) + sum(rest)
+
+
+def trial_and_gradient_ms(model, x, y, repeats, calls=50):
+    """Milliseconds of one objective evaluation at a trial point and of one
+    value-and-gradient, inside a compiled scan (see `per_call_ms`)."""
+    return per_call_ms(
+        model,
+        x,
+        y,
+        [lambda fn, p: fn(p), lambda fn, p: _summed(*jax.value_and_grad(fn)(p))],
+        repeats,
+        calls,
+    )
+
+
+def curvature_ms(model, x, y, repeats, calls=20):
+    """Milliseconds of a value-and-gradient alone, with the curvature along the
+    gradient by forward-over-forward differentiation (what the loop gives CDAT),
+    and with it from a Hessian-vector product taken from the gradient's own
+    linearisation (`value_grad_and_curvature`, forward over reverse), inside a
+    compiled scan (see `per_call_ms`)."""
+    return per_call_ms(
+        model,
+        x,
+        y,
+        [
+            lambda fn, p: _summed(*jax.value_and_grad(fn)(p)),
+            lambda fn, p: _summed(*value_grad_and_curvature_along_grad(fn, p)),
+            lambda fn, p: _summed(*value_grad_and_curvature(fn, p)[:3]),
+        ],
+        repeats,
+        calls,
+    )
 
 
 def agreeing_steps(a, b, rtol):
@@ -232,6 +277,49 @@ def compare(name, tuner, optimizer, model, x, y, args) -> dict:
     return results
 
 
+def edge_tuners():
+    """The rotation of the tuners past the paper with the references they are
+    measured against (Constant and Armijo first)."""
+    return {
+        "constant": et.Constant(0.5),
+        "armijo": et.Armijo(),
+        "cdat": et.CDAT(),
+        "ponos": et.PoNoS(),
+    }
+
+
+def compare_edge_tuners(model, x, y, args) -> dict:
+    """Times `eqtuners.train` with each of `edge_tuners()` in one rotation; returns
+    a row for CDAT and PoNoS with their per-step times and paired ratios over
+    Constant and over Armijo."""
+    tuners = edge_tuners()
+    names = list(tuners)
+    times, outputs = timed_side_by_side(
+        [ours(model, t, x, y, args.steps) for t in tuners.values()], args.repeats
+    )
+    times, outputs = dict(zip(names, times)), dict(zip(names, outputs))
+    per_step = 1e3 / args.steps
+    results = {}
+    for name in ("cdat", "ponos"):
+        history = outputs[name]
+        result = {
+            "ours_ms_per_step": per_step * float(np.median(times[name])),
+            "constant_ms_per_step": per_step * float(np.median(times["constant"])),
+            "armijo_ms_per_step": per_step * float(np.median(times["armijo"])),
+            "ratio_over_constant": paired_ratio(times[name], times["constant"]),
+            "ratio_over_armijo": paired_ratio(times[name], times["armijo"]),
+            "ours_ms_per_step_each_round": [per_step * v for v in times[name]],
+            "final_loss_ours": float(history["loss"][-1]),
+        }
+        if "num_evals" in history:
+            result["evals_per_step"] = float(np.mean(history["num_evals"]))
+            result["armijo_evals_per_step"] = float(
+                np.mean(outputs["armijo"]["num_evals"])
+            )
+        results[name] = result
+    return results
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     data = et.load_dataset("digits")
@@ -240,22 +328,37 @@ def main(argv=None) -> dict:
     results = {}
     for name, (tuner, optimizer) in optax_peers().items():
         results |= compare(name, tuner, optimizer, model, x, y, args)
+    edge = compare_edge_tuners(model, x, y, args)
     trial_ms, value_and_grad_ms = trial_and_gradient_ms(model, x, y, args.repeats)
-    pieces = {"trial_ms": trial_ms, "value_and_grad_ms": value_and_grad_ms}
+    gradient_ms, forward_ms, linearised_ms = curvature_ms(model, x, y, args.repeats)
+    pieces = {
+        "trial_ms": trial_ms,
+        "value_and_grad_ms": value_and_grad_ms,
+        "curvature_routes_ms": {
+            "value_and_grad": gradient_ms,
+            "with_forward_over_forward_curvature": forward_ms,
+            "with_linearised_hessian_vector_product": linearised_ms,
+        },
+    }
     meta = {"steps": args.steps, "repeats": args.repeats, **environment()}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "tuner_speed.json"
-    path.write_text(
-        json.dumps({"meta": meta, "results": results, "pieces": pieces}, indent=2)
-        + "\n"
-    )
+    document = {"meta": meta, "results": results, "edge": edge, "pieces": pieces}
+    path.write_text(json.dumps(document, indent=2) + "\n")
     print_table(results)
+    print_edge_table(edge)
     print(
         f"one trial evaluation {trial_ms:.3f} ms, one value-and-gradient "
         f"{value_and_grad_ms:.3f} ms (inside a compiled loop)"
     )
+    print(
+        f"value-and-gradient {gradient_ms:.3f} ms; with the curvature along the "
+        f"gradient: forward over forward (CDAT's) {forward_ms:.3f} ms "
+        f"({forward_ms / gradient_ms:.2f}x), a linearised Hessian-vector product "
+        f"{linearised_ms:.3f} ms ({linearised_ms / gradient_ms:.2f}x)"
+    )
     print(f"Wrote {path}")
-    return results
+    return results | edge
 
 
 def print_table(results: dict) -> None:
@@ -277,6 +380,25 @@ def print_table(results: dict) -> None:
             same = "bit-identical" if r["bit_identical_to_single_run"] else "differs"
             line += f"  stack of one / single {r['ratio_over_single_run']:.3f}, {same}"
         print(line)
+
+
+def print_edge_table(edge: dict) -> None:
+    print(
+        f"{'tuner (one rotation)':<21}{'ours ms':>9}{'/ constant':>12}"
+        f"{'/ armijo':>10}{'evals':>7}{'armijo evals':>14}"
+    )
+    for name, r in edge.items():
+        line = (
+            f"{name:<21}{r['ours_ms_per_step']:>9.3f}{r['ratio_over_constant']:>12.2f}"
+            f"{r['ratio_over_armijo']:>10.2f}"
+        )
+        if "evals_per_step" in r:
+            line += f"{r['evals_per_step']:>7.2f}{r['armijo_evals_per_step']:>14.2f}"
+        print(line)
+    print(
+        f"(constant {edge['cdat']['constant_ms_per_step']:.3f} ms, armijo "
+        f"{edge['cdat']['armijo_ms_per_step']:.3f} ms per step in that rotation)"
+    )
 
 
 if __name__ == "__main__":

@@ -69,11 +69,25 @@ from ._train import (
     train as train,
 )
 from ._tuners import (
+    CDAT as CDAT,
+    AbstractCurvatureTuner as AbstractCurvatureTuner,
+    AbstractFirstTrial as AbstractFirstTrial,
+    AbstractReference as AbstractReference,
     AbstractTuner as AbstractTuner,
     Armijo as Armijo,
+    ArmijoState as ArmijoState,
+    CDATState as CDATState,
     Constant as Constant,
+    ForwardTracking as ForwardTracking,
+    GrippoReference as GrippoReference,
+    IncreasingTrial as IncreasingTrial,
+    MaxStepsizeTrial as MaxStepsizeTrial,
+    MonotoneReference as MonotoneReference,
     Polyak as Polyak,
+    PolyakTrial as PolyakTrial,
+    PoNoS as PoNoS,
     TunerInfo as TunerInfo,
+    ZhangHagerReference as ZhangHagerReference,
 )
 
 __version__ = "0.1.0"

@@ -5,9 +5,11 @@ Everything under `jax.jit` lives here, so this file is the recompile boundary: w
 program when it changes; the values of `Traced`, of the data, of the tuner's
 hyperparameters and of the carry never do.
 
-Each step draws a batch, computes the objective and its gradient on it, asks the
-tuner for a step size (the tuner's `fn` is the objective on the *same* batch), moves
-the parameters, and records one row. On the measurement schedule (under
+Each step draws a batch, computes the objective and its gradient on it (and, for a
+tuner that reads it, an `AbstractCurvatureTuner`, the curvature along the gradient,
+by forward-over-forward differentiation that shares the gradient's forward pass),
+asks the tuner for a step size (the tuner's `fn` is the objective on the *same*
+batch), moves the parameters, and records one row. On the measurement schedule (under
 `lax.cond`) it also measures, at the parameters *before* the step (see
 `Measurements`). Stacked runs are mapped over inside the step (`over_runs`); a
 single run has no run axis.
@@ -25,6 +27,8 @@ from ._measurements import UNMEASURED_KEYS, WITH_STEPSIZE, Probe, is_scheduled
 from ._objective import objective_fn
 from ._records import RunState, TrainState
 from ._tree import tree_axpy, tree_dot
+from ._tuners import AbstractCurvatureTuner
+from ._tuners._curvature import value_grad_and_curvature_along_grad
 
 
 class Data(NamedTuple):
@@ -115,10 +119,15 @@ def run_step(loop: Loop, tuner, run: RunState, step):
     key, batch_key, measure_key = jax.random.split(run.key, 3)
     (bx, by), order = next_batch(loop.static, x, y, run.order, batch_key)
     fn = objective_on(loop, run.params)(bx, by)
-    value, grad = jax.value_and_grad(fn)(run.params)
+    if isinstance(tuner, AbstractCurvatureTuner):  # no Hessian-vector product
+        value, grad, curvature = value_grad_and_curvature_along_grad(fn, run.params)
+        known = {"curvature": curvature}
+    else:
+        value, grad = jax.value_and_grad(fn)(run.params)
+        known = {}
     grad_sq_norm = tree_dot(grad, grad)
     stepsize, tuner_state, info = tuner.step(
-        fn, run.params, value, grad, run.tuner_state
+        fn, run.params, value, grad, run.tuner_state, **known
     )
     measured, sharpness_state = measure(loop, run, step, value, grad, fn, measure_key)
     products = {

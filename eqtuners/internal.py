@@ -24,6 +24,10 @@ from ._tree import (
     tree_dot as tree_dot,
     tree_dtype as tree_dtype,
 )
+from ._tuners._curvature import (
+    curvature_along as curvature_along,
+    value_grad_and_curvature_along_grad as value_grad_and_curvature_along_grad,
+)
 from ._validation import (
     checked_float as checked_float,
     checked_int as checked_int,

@@ -96,6 +96,8 @@ QUADRATIC_TUNERS = {
     "armijo": lambda f_min: et.Armijo(),
     "armijo_increase": lambda f_min: et.Armijo(max_stepsize=2.0, increase_factor=1.5),
     "polyak": lambda f_min: et.Polyak(f_min=f_min),
+    "cdat": lambda f_min: et.CDAT(sigma=1.5, ema=0.5),
+    "ponos": lambda f_min: et.PoNoS(),
 }
 
 
@@ -146,8 +148,8 @@ def optax_and_train_histories(tuner, num_steps):
 
 @pytest.mark.parametrize(
     "tuner",
-    [et.Constant(0.3), et.Armijo(), et.Polyak()],
-    ids=lambda t: type(t).__name__,
+    [et.Constant(0.3), et.Armijo(), et.Polyak(), et.CDAT(), et.PoNoS()],
+    ids=["Constant", "Armijo", "Polyak", "CDAT", "PoNoS"],
 )
 def test_an_optax_loop_follows_train_step_for_step(tuner):
     train_columns, optax_columns, train_params, optax_params = (
@@ -256,6 +258,9 @@ def test_the_state_is_readable_after_jit_and_compiles_once():
         "nonfinite_input",
         "accepted_stepsize",
         "initial_stepsize",
+        "reference_value",
+        "directional_curvature_lower",
+        "directional_curvature_upper",
     }
     np.testing.assert_array_equal(infos["num_evals"], hand_infos["num_evals"])
     assert (infos["num_evals"] >= 1).all() and not infos["failed"].any()

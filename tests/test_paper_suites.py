@@ -18,9 +18,10 @@ from benchmarks._rundir import RunDirectory, read_history
 from benchmarks.paper import cli, figures
 from benchmarks.paper._measure import MeasureSpec
 from benchmarks.paper._plan import plan_workload
-from benchmarks.paper._report import Claim, by_claim
+from benchmarks.paper._report import Claim, by_claim, spread
 from benchmarks.paper._suite import RunResult
 from benchmarks.paper._tuners import (
+    SPARE_COLORS,
     TUNERS,
     Registered,
     TunerError,
@@ -240,7 +241,8 @@ def test_bad_command_lines_give_one_line_and_status_2(argv, message, capsys, tmp
     assert len(err.strip().splitlines()) == 1 and message in err
     assert "Traceback" not in err
     if "--tuners" in argv:  # every mistake in a tuner lists the known ones
-        assert "armijo, constant, polyak, or an import path" in err
+        known = "armijo, cdat, constant, polyak, ponos, zhang_hager, or an import path"
+        assert known in err
 
 
 def test_a_missing_dataset_prints_the_loaders_message_whole(capsys, tmp_path):
@@ -324,7 +326,11 @@ def test_every_run_keeps_the_name_main_gave_it(tmp_path):
     """The run and sweep names of every suite at every scale, as `main`'s code
     (before the measurement spec and the tuner registry) planned them
     (`paper_run_names.json`, with GD at sqrt 2 and 1 where a sweep chooses), so
-    run directories made before are found and resumed."""
+    run directories made before are found and resumed. The `cpu` scales' entries
+    are those of their new configurations (three seeds, the paper's schedule of
+    a measurement every 50 steps on digits, at least 300 mini-batch steps, 30
+    measurements per stochastic run): the runs those configurations share with
+    the old ones (seed 0 of unchanged workloads) kept their names."""
     main = json.loads(NAMES_OF_MAIN.read_text())
     stepsizes = (2**0.5, 1.0)
     for name, suite in SUITES.items():
@@ -452,6 +458,31 @@ def test_a_report_counts_seeds(tmp_path, monkeypatch):
     text = (tmp_path / "polyak_zoom" / "report.md").read_text()
     assert f"holds in {claim['held']} of 2 seeds" in text
     assert "seed 0: correlation" in text and "seed 1: correlation" in text
+    # The runs table: each run's summary over its seeds, and per seed.
+    (row,) = report["runs"]
+    assert sorted(row["seeds"]) == ["0", "1"]  # JSON keys
+    losses = [row["seeds"][s]["final_train_loss"] for s in ("0", "1")]
+    assert all(np.isfinite(losses))
+    assert f"| {spread(losses)} |" in text
+    assert text.count(f"| {row['tuner']} | 0 | completed |") == 1
+
+
+def test_a_suite_logs_its_progress_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    """A batch job's log shows how far each run is (no bar: stderr is a file)."""
+    args = ("polyak_zoom", "--scale", "smoke", "--out", tmp_path)
+    assert run_cli(*args) == 0
+    err = capsys.readouterr().err
+    assert "train: 4 of 12 steps" in err and "train: 12 of 12 steps" in err
+    assert "\r" not in err  # no bar
+    assert run_cli(*args, "--no-progress", "--out", tmp_path / "quiet") == 0
+    assert "of 12 steps" not in capsys.readouterr().err
+
+
+def test_the_spread_over_seeds_is_the_median_and_range():
+    assert spread([0.3, 0.1, 0.2]) == "0.2 (0.1 to 0.3)"
+    assert spread([0.5]) == "0.5"
+    assert spread([0.25, None]) == "0.25, 1 not measured"
+    assert spread([None]) == "-"
 
 
 def test_claims_are_gathered_per_seed():
@@ -553,6 +584,29 @@ def test_a_new_tuner_is_one_entry_of_the_registry(monkeypatch):
     assert spec.build().max_stepsize == 0.5 and spec.color == "#000000"
     assert spec.label == "Half-Polyak, max_stepsize=0.5"
     assert "halfpolyak" in str(pytest.raises(TunerError, parse_tuner, "nosuch").value)
+
+
+def test_the_edge_tuners_by_name_with_flat_keywords():
+    cdat = parse_tuner("cdat:sigma=1.8,ema=0.9")
+    assert cdat.label == "CDAT (sigma 1.8), ema=0.9"
+    tuner = cdat.build()
+    assert isinstance(tuner, et.CDAT) and float(tuner.sigma) == pytest.approx(1.8)
+    assert float(tuner.ema) == pytest.approx(0.9)
+    ponos = parse_tuner("ponos").build()
+    assert isinstance(ponos.first_trial, et.PolyakTrial)
+    assert float(ponos.c) == 0.5 and float(ponos.max_stepsize) == 10.0
+    forward = parse_tuner("zhang_hager:xi=0.5,increase_factor=3").build()
+    assert isinstance(forward.first_trial, et.ForwardTracking)
+    assert float(forward.reference.xi) == 0.5
+    assert float(forward.first_trial.increase_factor) == 3.0
+    with pytest.raises(TunerError, match="`xi`"):
+        parse_tuner("zhang_hager:xi=2")
+
+
+def test_registered_tuners_have_distinct_colours_none_of_them_spare():
+    colors = [to_hex(entry.color) for entry in TUNERS.values()]
+    assert len(set(colors)) == len(colors)
+    assert not set(colors) & {to_hex(c) for c in SPARE_COLORS}
 
 
 def test_each_tuner_has_one_colour_in_every_figure():

@@ -18,6 +18,22 @@ TUNER_GRIDS = {
     ],
     "polyak": [et.Polyak(s, f) for s, f in [(1.0, 0.0), (0.05, 0.5), (2.0, -1.0)]],
     "constant": [et.Constant(s) for s in (0.1, 0.7)],
+    "cdat": [et.CDAT(s, ema=e) for s, e in [(2.0, 0.0), (1.0, 0.5), (1.5, 0.9)]],
+    "ponos": [et.PoNoS(), et.PoNoS(c=0.1, c_p=0.5, decrease_factor=0.8, xi=0.5)],
+    "zhang_hager_forward": [
+        et.Armijo(
+            c,
+            4.0,
+            0.5,
+            reference=et.ZhangHagerReference(xi),
+            first_trial=et.ForwardTracking(f),
+        )
+        for c, xi, f in [(1e-4, 1.0, 2.0), (0.3, 0.2, 3.0)]
+    ],
+    "grippo": [
+        et.Armijo(c, 2.0, reference=et.GrippoReference(3), block_size=2)
+        for c in (1e-4, 0.5)
+    ],
 }
 
 
@@ -124,7 +140,13 @@ def test_stack_requires_one_tuner_type_and_names_the_members():
         ([et.Armijo(), et.Armijo(block_size=4)], "block_size", "1", "4"),
         (
             [et.Armijo(), et.Armijo(increase_factor=2.0)],
-            "increase_factor",
+            "first_trial",
+            "a MaxStepsizeTrial",
+            "IncreasingTrial",
+        ),
+        (
+            [et.Armijo(), et.Armijo(min_grad_norm=1e-8)],
+            "min_grad_norm",
             "None",
             "array",
         ),

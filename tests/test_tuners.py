@@ -245,7 +245,14 @@ ALL_TUNERS = {
     "armijo": et.Armijo(),
     "armijo_increase": et.Armijo(increase_factor=2.0),
     "armijo_block": et.Armijo(block_size=4),
+    "armijo_ponos": et.PoNoS(),
+    "armijo_forward": et.Armijo(
+        reference=et.ZhangHagerReference(), first_trial=et.ForwardTracking()
+    ),
+    "armijo_grippo": et.Armijo(reference=et.GrippoReference(3), block_size=2),
     "polyak": et.Polyak(),
+    "cdat": et.CDAT(),
+    "cdat_options": et.CDAT(1.5, eps=1e-6, ema=0.9, max_stepsize=2.0),
 }
 
 
@@ -308,8 +315,16 @@ def test_info_keys_and_shapes_depend_only_on_the_tuner_type(name):
             et.Armijo(increase_factor=2.0),
             et.Armijo(max_backtracks=0),
             et.Armijo(block_size=8),
+            et.PoNoS(),
+            et.Armijo(
+                reference=et.ZhangHagerReference(0.5),
+                first_trial=et.ForwardTracking(),
+                block_size=3,
+            ),
+            et.Armijo(reference=et.GrippoReference(4), min_grad_norm=1e-3),
         ],
         "polyak": [et.Polyak(), et.Polyak(2.0, -1.0, 1e-3)],
+        "cdat": [et.CDAT(), et.CDAT(1.0, eps=1e-3, ema=0.5, max_stepsize=1.0)],
     }[name.split("_")[0]]
     fn = lambda v: v @ v  # noqa: E731
     w = jnp.ones(3)
@@ -344,6 +359,13 @@ def test_step_rejects_integer_parameters_naming_the_leaf(name):
         (lambda v: et.Polyak(max_stepsize=v), "max_stepsize"),
         (lambda v: et.Polyak(f_min=v), "f_min"),
         (lambda v: et.Polyak(eps=v), "eps"),
+        (lambda v: et.CDAT(sigma=v), "sigma"),
+        (lambda v: et.CDAT(ema=v), "ema"),
+        (lambda v: et.CDAT(max_stepsize=v), "max_stepsize"),
+        (lambda v: et.Armijo(reference=et.ZhangHagerReference(v)), "xi"),
+        (lambda v: et.Armijo(first_trial=et.PolyakTrial(c_p=v)), "c_p"),
+        (lambda v: et.Armijo(first_trial=et.ForwardTracking(1 + v)), "increase_factor"),
+        (lambda v: et.PoNoS(min_stepsize=v), "min_stepsize"),
     ],
 )
 def test_hyperparameters_are_single_numbers_even_under_a_transform(make, name):
@@ -387,7 +409,7 @@ def test_armijo_stalls_where_the_trial_step_rounds_to_the_current_point(
     assert info["accepted_stepsize"] == 0 and not info["nonfinite_input"]
     assert int(info["num_evals"]) == first + 1  # the search stopped at the stall
     assert int(info["num_rounds"]) == -(-(first + 1) // block_size)
-    assert state == tuner.max_stepsize  # the next step starts afresh
+    assert state.previous == tuner.max_stepsize  # the next step starts afresh
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16])

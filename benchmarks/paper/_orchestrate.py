@@ -103,7 +103,7 @@ def run_suite(suite, scale, workloads, out: Path, data: DataCache, progress=True
         results.append(WorkloadResult(workload, runs, plan.swept))
     figures = draw_figures(suite.figures, results, suite_dir / "figures")
     claims = check_claims(suite.claims, results)
-    report = write_report(suite, scale, claims, figures, suite_dir)
+    report = write_report(suite, scale, claims, figures, suite_dir, results)
     print(f"\n{report}\nWrote {suite_dir}/ in {time.perf_counter() - start:.0f} s.")
     return report
 

@@ -11,6 +11,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .._rundir import write_json
 
 
@@ -141,8 +143,92 @@ def _headline(claims: list[SeedClaims]) -> str:
     return text + (f", {some} in some." if len(seeds) > 1 else ".")
 
 
-def write_report(suite, scale: str, claims: list[SeedClaims], figures, out) -> str:
-    """Writes `report.md` and `report.json` into `out` and returns the Markdown."""
+# The columns of the runs table: a run's summary (`_stats.summarise`) by key.
+SUMMARY_COLUMNS = {
+    "final training loss": "final_train_loss",
+    "final sharpness": "final_sharpness",
+    "median step x sharpness (second half)": "median_stepsize_x_sharpness_second_half",
+    "test accuracy": "test_accuracy",
+}
+
+
+def run_rows(results) -> list[dict]:
+    """One row per workload, batch size and tuner: its status and summary in each
+    seed (`{"where", "tuner", "seeds": {seed: {status, summary keys}}}`)."""
+    rows: dict[tuple[str, str], dict] = {}
+    for result in results:
+        for r in result.runs:
+            c = r.config
+            where = result.workload.label
+            if c.batch_size is not None:
+                where += f", batch {c.batch_size}"
+            row = rows.setdefault(
+                (where, c.tuner.label),
+                {"where": where, "tuner": c.tuner.label, "seeds": {}},
+            )
+            summary = r.meta.get("summary") or {}
+            row["seeds"][c.seed] = {"status": r.meta.get("status"), **summary}
+    return list(rows.values())
+
+
+def spread(values: list) -> str:
+    """The median of `values` and, over several, their range: "0.02 (0.019 to
+    0.028)"; values that are `None` (not measured, a diverged run) are counted."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    text = f"{np.median(known):.4g}"
+    if len(known) > 1:
+        text += f" ({min(known):.4g} to {max(known):.4g})"
+    if len(known) < len(values):
+        text += f", {len(values) - len(known)} not measured"
+    return text
+
+
+def _runs_table(rows: list[dict]) -> list[str]:
+    """The runs table: per row, each summary's median and range over the seeds,
+    then every seed's own numbers."""
+    if not rows:
+        return []
+    names = list(SUMMARY_COLUMNS)
+    lines = [
+        "",
+        "Runs (median and range over the seeds; the runs are chaotic at the edge of "
+        "stability, so each seed is another trajectory):",
+        "",
+        f"| workload | run | seeds | {' | '.join(names)} |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for row in rows:
+        seeds = row["seeds"].values()
+        cells = [spread([s.get(SUMMARY_COLUMNS[n]) for s in seeds]) for n in names]
+        diverged = sum(str(s["status"]).startswith("diverged") for s in seeds)
+        count = f"{len(seeds)}" + (f" ({diverged} diverged)" if diverged else "")
+        lines.append(
+            f"| {row['where']} | {row['tuner']} | {count} | {' | '.join(cells)} |"
+        )
+    lines += [
+        "",
+        "Per seed:",
+        "",
+        f"| workload | run | seed | status | {' | '.join(names)} |",
+        "|---|---|---|---|" + "---|" * len(names),
+    ]
+    for row in rows:
+        for seed, s in row["seeds"].items():
+            cells = [spread([s.get(SUMMARY_COLUMNS[n])]) for n in names]
+            lines.append(
+                f"| {row['where']} | {row['tuner']} | {seed} | {s['status']} | "
+                f"{' | '.join(cells)} |"
+            )
+    return lines
+
+
+def write_report(
+    suite, scale: str, claims: list[SeedClaims], figures, out, results=()
+) -> str:
+    """Writes `report.md` and `report.json` into `out` and returns the Markdown;
+    `results` (the `WorkloadResult`s) adds the runs table."""
     out = Path(out)
     lines = [
         f"# {suite.name}: reproduction report ({scale} scale)",
@@ -156,6 +242,8 @@ def write_report(suite, scale: str, claims: list[SeedClaims], figures, out) -> s
         lines.append(
             f"| {c.id}: {c.statement} | {c.where} | {_numbers(c)} | {c.verdict()} |"
         )
+    rows = run_rows(results)
+    lines += _runs_table(rows)
     if figures:
         lines += ["", "Figures:", ""]
         lines += [f"- `{Path(f).relative_to(out)}`" for f in figures]
@@ -167,6 +255,7 @@ def write_report(suite, scale: str, claims: list[SeedClaims], figures, out) -> s
             "suite": suite.name,
             "scale": scale,
             "claims": [c.to_json() for c in claims],
+            "runs": rows,
             "figures": [str(Path(f).relative_to(out)) for f in figures],
         },
     )

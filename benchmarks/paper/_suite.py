@@ -26,7 +26,8 @@ class Workload:
     """A model on a dataset, with its budget and measurements.
 
     - `steps`: steps per run (full batch), or `epochs` per run for mini-batch runs
-      (then `steps` is ignored and each batch size gets `epochs` epochs).
+      (then `steps` is ignored and each batch size gets `epochs` epochs, but at
+      least `min_steps` steps: a claim judged on a few dozen steps is no finding).
     - `measure`: what is measured and when (`MeasureSpec`).
     - `seeds`: a run per seed of every tuner and batch size, stacked in one
       compiled call with the other runs of its group; claims are checked per seed.
@@ -42,6 +43,7 @@ class Workload:
     width: float = 1.0
     batch_sizes: tuple[int | None, ...] = (None,)
     epochs: float | None = None
+    min_steps: int = 0
     measure: MeasureSpec = MeasureSpec()
     chunk_size: int | None = None
     seeds: tuple[int, ...] = (0,)
@@ -67,7 +69,8 @@ class Workload:
     def steps_for(self, batch_size: int | None, num_examples: int) -> int:
         if batch_size is None or self.epochs is None:
             return self.steps
-        return max(1, round(self.epochs * (num_examples // batch_size)))
+        steps = round(self.epochs * (num_examples // batch_size))
+        return max(1, steps, self.min_steps)
 
     def run(self, suite: str, tuner, batch_size, seed, num_examples) -> RunConfig:
         steps = self.steps_for(batch_size, num_examples)

@@ -39,6 +39,33 @@ class Registered:
     color: str = "#7f7f7f"
 
 
+def zhang_hager_forward(
+    c=1e-4,
+    max_stepsize=10.0,
+    decrease_factor=0.5,
+    xi=1.0,
+    increase_factor=2.0,
+    max_backtracks=100,
+    block_size=1,
+) -> et.Armijo:
+    """The Zhang-Hager search with forward tracking, its options as flat keywords
+    (`--tuners zhang_hager:xi=0.5,increase_factor=3`): `et.Armijo(c, max_stepsize,
+    decrease_factor, max_backtracks, block_size=block_size,
+    reference=et.ZhangHagerReference(xi),
+    first_trial=et.ForwardTracking(increase_factor))`. The defaults are Flatland's
+    (`python_scripts/experiment_group.py`: `c = 1e-4`, `delta = 0.5`, `xi = 1`,
+    doubling), with PoNoS's cap of 10 (Flatland's forward phase has none)."""
+    return et.Armijo(
+        c,
+        max_stepsize,
+        decrease_factor,
+        max_backtracks,
+        block_size=block_size,
+        reference=et.ZhangHagerReference(xi),
+        first_trial=et.ForwardTracking(increase_factor),
+    )
+
+
 TUNERS = {
     "constant": Registered(et.Constant, "GD {value:.3g}", "stepsize", None, "#1f77b4"),
     "armijo": Registered(
@@ -47,10 +74,22 @@ TUNERS = {
     "polyak": Registered(
         et.Polyak, "Polyak (cap {value:.3g})", "max_stepsize", "Polyak", "#d62728"
     ),
+    "cdat": Registered(et.CDAT, "CDAT (sigma {value:.3g})", "sigma", None, "#ff7f0e"),
+    "ponos": Registered(
+        et.PoNoS, "PoNoS (cap {value:.3g})", "max_stepsize", "PoNoS", "#9467bd"
+    ),
+    "zhang_hager": Registered(
+        zhang_hager_forward,
+        "Zhang-Hager fwd (cap {value:.3g})",
+        "max_stepsize",
+        "Zhang-Hager fwd",
+        "#8c564b",
+    ),
 }
 
-# Colours for tuners given by import path (by a hash of the path: each keeps one).
-SPARE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
+# Colours for tuners given by import path (by a hash of the path: each keeps one),
+# none of them a registered tuner's.
+SPARE_COLORS = ("#e377c2", "#17becf", "#bcbd22", "#393b79", "#7b4173", "#637939")
 
 
 class TunerError(ValueError):

@@ -92,7 +92,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-progress",
         action="store_true",
-        help="no progress bars (they show only when stderr is a terminal)",
+        help="no progress (a bar when stderr is a terminal, otherwise a log line "
+        "per call at most, one a minute)",
     )
     return p
 
@@ -112,6 +113,9 @@ def _add_overrides(o) -> None:
     o.add_argument("--width", type=_positive(float), help="model width multiplier")
     o.add_argument("--steps", type=_positive(int), help="steps per full-batch run")
     o.add_argument("--epochs", type=_positive(float), help="epochs per mini-batch run")
+    o.add_argument(
+        "--min-steps", type=_positive(int), help="at least this many mini-batch steps"
+    )
     o.add_argument(
         "--batch-sizes", type=_positive(int), nargs="+", help="mini-batch sizes"
     )
@@ -160,7 +164,8 @@ def _overrides(args) -> dict:
         if args.stepsizes is None
         else sorted(args.stepsizes, reverse=True),
     }
-    fields = ["dataset", "model", "width", "steps", "epochs", "subset", "pad_to"]
+    fields = ["dataset", "model", "width", "steps", "epochs", "min_steps"]
+    fields += ["subset", "pad_to"]
     fields += ["chunk_size", "sweep_steps", "steps_per_call"]
     fields += [f.name for f in measure_flags()]
     return {name: getattr(args, name) for name in fields} | {
@@ -194,6 +199,10 @@ def list_suites() -> None:
                 budget = (
                     _count(w.epochs, "epoch") if w.epochs else _count(w.steps, "step")
                 )
+                if w.epochs and w.min_steps:
+                    budget += f", at least {_count(w.min_steps, 'step')}"
+                if len(w.seeds) > 1:
+                    budget += f"; seeds {', '.join(map(str, w.seeds))}"
                 print(f"    {w.label}: {batches}; {budget}")
 
 
@@ -225,7 +234,8 @@ def main(argv=None) -> int:
             dry_run(suite, workloads, args.out, data)
             return 0
         signal.signal(signal.SIGTERM, _interrupt)
-        progress = not args.no_progress and sys.stderr.isatty()
+        # None: a bar on a terminal, log lines otherwise (a batch job's log).
+        progress = False if args.no_progress else None
         run_suite(suite, args.scale, workloads, args.out, data, progress)
     except UserError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

@@ -20,6 +20,7 @@ each seed.
 from .._measure import MeasureSpec
 from .._paper import (
     CIFAR10_4096,
+    CPU_SEEDS,
     DIGITS,
     FASHION_32_4096,
     FASHION_1024,
@@ -44,7 +45,9 @@ SUITE = Suite(
     scales={
         "paper": tuple(_zoom(m, CIFAR10_4096) for m in MODELS),
         "offline": tuple(_zoom(m, FASHION_32_4096) for m in MODELS),
-        "cpu": (_zoom("mlp", DIGITS), _zoom("mlp", FASHION_1024)),
+        "cpu": tuple(
+            _zoom("mlp", data, seeds=CPU_SEEDS) for data in (DIGITS, FASHION_1024)
+        ),
         "smoke": (_zoom("mlp", SMOKE_DIGITS, 12, width=0.5, steps_per_call=4),),
     },
     tuners=(TunerSpec("polyak"),),
