@@ -3,11 +3,12 @@ deterministic`) on the MLP and VGG11, on a class-balanced subset of Fashion-MNIS
 padded to 32x32, for as many steps as fit in the time left.
 
 It is the suite's `offline` scale narrowed by its own overrides (`--model`,
-`--steps`, `--sweep-steps`, `--subset`, `--width`, `--every`, `--estimator`), run
-in this process: a step-size sweep (13 fixed steps in one stacked run), then GD at
-the two largest stable steps, Armijo-GD and Polyak-GD, then the figures and
-`report.md` with the paper's claims checked. Its run directories resume like any
-suite's, so running the same command again continues a killed run.
+`--seeds`, `--steps`, `--sweep-steps`, `--subset`, `--width`, `--every`,
+`--estimator`), run in this process: a step-size sweep (13 fixed steps in one
+stacked run), then GD at the two largest stable steps, Armijo-GD and Polyak-GD,
+then the figures and `report.md` with the paper's claims checked. Its run
+directories resume like any suite's, so running the same command again continues
+a killed run.
 
 The steps are planned from the measured step times (Armijo taken at `ARMIJO_COST`
 steps a step, a measurement at its estimator's products): the most that fit, at
@@ -70,6 +71,7 @@ def check_data(data_dir, size) -> None:
 def argv(size, steps: int, estimator: str, out: Path, data_dir) -> list[str]:
     """The suite's command line."""
     words = [SUITE, "--scale", "offline", "--model", *size.suite_models]
+    words += ["--seeds", *size.suite_seeds]
     words += ["--steps", steps, "--sweep-steps", size.suite_sweep_steps]
     words += ["--subset", size.suite_subset, "--width", size.suite_width]
     words += ["--every", size.suite_every, "--estimator", estimator]
@@ -89,7 +91,8 @@ def _costs(bench: Bench, estimator: str) -> tuple[float, float]:
         fixed += COMPILES * estimate.compile_s
         fixed += len(SWEEP_GRID) * size.suite_sweep_steps * estimate.step_s
         measuring = RUNS * products / size.suite_every
-        per_step += estimate.step_s * (2 + ARMIJO_COST + 1 + measuring)
+        runs = (2 + ARMIJO_COST + 1 + measuring) * len(size.suite_seeds)
+        per_step += estimate.step_s * runs
     return fixed, per_step
 
 

@@ -33,9 +33,9 @@ class Size:
     - `stack_runs`, `stack_steps`: the runs of a stack and their steps.
     - `tracking_steps`, `tracking_every`: Polyak-GD's steps, and the steps between
       measurements.
-    - `suite_*`: the `deterministic` suite's models, Fashion-MNIST subset, width,
-      steps, sweep steps, steps between measurements, and the seconds kept for
-      what is not a training step (loading the data, building the models, the
+    - `suite_*`: the `deterministic` suite's models, seeds, Fashion-MNIST subset,
+      width, steps, sweep steps, steps between measurements, and the seconds kept
+      for what is not a training step (loading the data, building the models, the
       figures and the report).
     """
 
@@ -53,6 +53,7 @@ class Size:
     tracking_steps: tuple[int, int]
     tracking_every: int
     suite_models: tuple[str, ...]
+    suite_seeds: tuple[int, ...]
     suite_subset: int
     suite_width: float
     suite_steps: tuple[int, int]
@@ -76,6 +77,7 @@ FULL = Size(
     tracking_steps=(200, 1000),
     tracking_every=10,
     suite_models=("mlp", "vgg11"),
+    suite_seeds=(0,),
     suite_subset=4096,
     suite_width=1.0,
     suite_steps=(1000, 10000),
@@ -99,6 +101,7 @@ CPU = Size(
     tracking_steps=(20, 40),
     tracking_every=10,
     suite_models=("mlp",),
+    suite_seeds=(0,),
     suite_subset=200,
     suite_width=0.25,
     suite_steps=(20, 30),
