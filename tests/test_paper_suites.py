@@ -290,7 +290,7 @@ def test_the_main_job_is_the_deterministic_suite_on_digits(out, tmp_path):
     overrides that make it the smoke configuration."""
     main_job = ["deterministic", "--scale", "cpu", "--dataset", "digits"]
     smoke = ["--width", 0.5, "--subset", 256, "--steps", 8, "--every", 4]
-    smoke += ["--sweep-steps", 4, "--steps-per-call", 4, "--no-progress"]
+    smoke += ["--sweep-steps", 4, "--steps-per-call", 4, "--seeds", 0, "--no-progress"]
     assert run_cli(*main_job, *smoke, "--out", tmp_path) == 0
     # The same configuration as the smoke scale, hence the same run names.
     assert [r.name for r in run_dirs(tmp_path, "deterministic")] == [
