@@ -2,7 +2,8 @@
 
 import json
 
-from benchmarks import sharpness_estimators, step_time
+from benchmarks import step_time
+from benchmarks.sharpness import cli as sharpness_benchmark
 
 
 def test_step_time_times_ours_and_optax_and_writes_its_files(tmp_path):
@@ -21,7 +22,7 @@ def test_step_time_times_ours_and_optax_and_writes_its_files(tmp_path):
 
 
 def test_the_tracking_overhead_part_runs_every_kind_of_estimator(tmp_path):
-    summary = sharpness_estimators.main(
+    summary = sharpness_benchmark.main(
         [
             "--parts",
             "overhead",

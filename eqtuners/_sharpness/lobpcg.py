@@ -157,6 +157,32 @@ def lobpcg(
     )
 
 
+def random_block(key, params, size: int):
+    """`size` random unit vectors shaped like `params`, stacked on a leading axis
+    (`random_direction` with keys split from `key`)."""
+    keys = jax.random.split(key, size)
+    return jax.vmap(lambda key: random_direction(key, params))(keys)
+
+
+def start_block(params, state: SharpnessState, key):
+    """The block a warm-started block estimator starts from: the carried block
+    (`state.eigenvector` then `state.others`) when the state holds a finite
+    estimate and nonzero vectors, else as many random directions drawn with
+    `key` (the first measurement, or one after a non-finite estimate).
+
+    **Returns:** a pytree like `params` with a leading axis of `1 +
+    len(state.others)`.
+    """
+    previous = jax.tree.map(
+        lambda v, o: jnp.concatenate([v[None], o]), state.eigenvector, state.others
+    )
+    size = jax.tree.leaves(previous)[0].shape[0]
+    norms = jax.vmap(tree_norm)(previous)
+    warm = jnp.isfinite(state.estimate) & jnp.all(norms > 0)
+    block = random_block(key, params, size)
+    return jax.tree.map(lambda a, b: jnp.where(warm, a, b), previous, block)
+
+
 class LOBPCG(AbstractSharpnessEstimator):
     """LOBPCG on a block of vectors: the top `k` Hessian eigenvalues (largest
     algebraic), warm-started from a whole block.
@@ -271,8 +297,7 @@ class LOBPCG(AbstractSharpnessEstimator):
     def _random_block(self, key, params, first=None):
         """`block_size` random unit vectors shaped like `params` (stacked), the
         first replaced by `first` when given."""
-        keys = jax.random.split(key, self.block_size)
-        block = jax.vmap(lambda key: random_direction(key, params))(keys)
+        block = random_block(key, params, self.block_size)
         if first is not None:
             block = jax.tree.map(lambda b, f: b.at[0].set(f), block, first)
         return block
@@ -332,16 +357,10 @@ class LOBPCG(AbstractSharpnessEstimator):
 
     def update(self, fn, params, state: SharpnessState, key):
         checked_params("params", params)
-        block = self._random_block(key, params)
         if self.warm_start:
-            previous = jax.tree.map(
-                lambda v, o: jnp.concatenate([v[None], o]),
-                state.eigenvector,
-                state.others,
-            )
-            norms = jax.vmap(tree_norm)(previous)
-            warm = jnp.isfinite(state.estimate) & jnp.all(norms > 0)
-            block = jax.tree.map(lambda a, b: jnp.where(warm, a, b), previous, block)
+            block = start_block(params, state, key)
+        else:
+            block = random_block(key, params, self.block_size)
         estimate, block, info = self._run_block(fn, params, block)
         estimate = estimate.astype(state.estimate.dtype)
         top = jax.tree.map(lambda v: v[0], block)

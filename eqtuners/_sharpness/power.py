@@ -58,7 +58,8 @@ class PowerIteration(AbstractVectorEstimator):
     It does not certify the *top* one: on clustered tops the paper's rule stops
     early, with the estimate low, on a pair that is a fair eigenpair of a lower
     eigenvalue, and `converged` is then true. (The `power_residuals` part of the
-    estimator benchmark measures these residuals along real runs.)
+    estimator benchmark, `python -m benchmarks.sharpness --parts power_residuals`,
+    measures these residuals along real runs.)
 
     **Arguments:**
 
