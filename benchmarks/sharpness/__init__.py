@@ -5,7 +5,7 @@ the cost of tracking the sharpness inside `train`.
     python -m benchmarks.sharpness --parts estimators --snapshots 10
     python -m benchmarks.sharpness --parts overhead reuse
 
-Four parts (`--parts`), one module each, each writing its own files under `--out`:
+Five parts (`--parts`), one module each, each writing its own files under `--out`:
 
 - `estimators` (`benchmarks.sharpness.estimators`): problems (`mlp_digits`: the
   paper's MLP, 40,714 parameters, on the 1437 digits images; `vgg_synthetic`:
@@ -38,6 +38,11 @@ Four parts (`--parts`), one module each, each writing its own files under `--out
   reference, and on the quadratics with spectra {3, -3, 0.5, 0.1} and {3, -2.97,
   0.5, 0.1}: the measurements behind `PowerIteration`'s `residual_tol`. Writes
   `power_residuals.json`.
+
+- `memory` (`benchmarks.sharpness.memory`): what the linearised Hessian operator
+  keeps per model (MLP, VGG11, ResNet34 at 4096 CIFAR-shaped examples and their
+  default chunk sizes), from shapes and from XLA's memory analysis of a compiled
+  measurement, fresh and linearised. Writes `memory.json`.
 
 The peer, JAX's `lobpcg_standard` behind the estimator interface, is in
 `benchmarks.sharpness.peers`; the problems, trajectories and float64 references

@@ -7,6 +7,7 @@ from pathlib import Path
 from .._rundir import RunDirectory
 from . import __doc__ as package_doc
 from .estimators import ESTIMATORS, part_estimators
+from .memory import part_memory
 from .overhead import OVERHEAD_CONFIGS, part_overhead
 from .power_residuals import part_power_residuals
 from .problems import TUNERS
@@ -17,6 +18,7 @@ PARTS = {
     "overhead": part_overhead,
     "reuse": part_reuse,
     "power_residuals": part_power_residuals,
+    "memory": part_memory,
 }
 
 
@@ -54,6 +56,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--residual-points", type=int, default=16)
     parser.add_argument("--residual-every", type=int, default=20)
+    parser.add_argument(
+        "--memory-models", nargs="*", default=["mlp", "vgg11", "resnet34"]
+    )
+    parser.add_argument("--memory-examples", type=int, default=4096)
+    parser.add_argument("--memory-steps", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/sharpness"))
     args = parser.parse_args(argv)

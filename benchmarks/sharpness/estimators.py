@@ -101,14 +101,14 @@ def make_oracles(static, chunk_size):
     @eqx.filter_jit
     def lanczos_run(estimator, params, start, x, y):
         fn = objective(static, params, x, y, chunk_size)
-        matvec, _, from_tree = flat_hessian(fn, params)
+        matvec, _, from_tree = flat_hessian(et.hessian_operator(fn, params))
         tol = jnp.minimum(estimator.tol, TARGET)  # so that the run reaches it
         return lanczos(matvec, from_tree(start), max_steps=estimator.max_steps, tol=tol)
 
     @eqx.filter_jit
     def lobpcg_history(estimator, params, state, key, x, y):
         fn = objective(static, params, x, y, chunk_size)
-        matvec, _, from_tree = flat_hessian(fn, params)
+        matvec, _, from_tree = flat_hessian(et.hessian_operator(fn, params))
         block = start_block(params, state, key)
 
         def matmat(vectors):
@@ -161,9 +161,16 @@ def measure(problem: Problem, tuner_name: str, args) -> list[dict]:
     estimators = {name: ESTIMATORS[name] for name in args.estimators}
 
     @eqx.filter_jit
-    def update(estimator, params, state, key, x, y):
+    def update(estimator, params, state, key, grad, x, y):
+        # As in `train`: one operator for the measurement (linearised when it
+        # fits), and the step's gradient, which the training step computed.
         fn = objective(static, params, x, y, args.chunk_size)
-        return estimator.update(fn, params, state, key)
+        operator = et.hessian_operator(fn, params)
+        return estimator.update(fn, params, state, key, operator=operator, grad=grad)
+
+    @eqx.filter_jit
+    def gradient(params, x, y):
+        return jax.grad(objective(static, params, x, y, args.chunk_size))(params)
 
     oracles = make_oracles(static, args.chunk_size)
     states = {name: e.init(points[0][1]) for name, e in estimators.items()}
@@ -189,6 +196,7 @@ def measure(problem: Problem, tuner_name: str, args) -> list[dict]:
             else 1 - abs(float(np.dot(previous_vector, ref_vector)))
         )
         key = jax.random.key(1000 + i)
+        grad = gradient(params, x, y)
         line = [
             f"  step {step}: reference {ref_value:.6g} (gap "
             f"{(ref_value - ref_second) / ref_value:.2g}, turn {turn:.2g}; "
@@ -200,7 +208,15 @@ def measure(problem: Problem, tuner_name: str, args) -> list[dict]:
                 estimator, oracles, params, state, key, ref_value, x, y
             )
             (estimate, new_state, info), seconds = timed(
-                update, estimator, params, state, key, x, y, repeats=args.repeats
+                update,
+                estimator,
+                params,
+                state,
+                key,
+                grad,
+                x,
+                y,
+                repeats=args.repeats,
             )
             states[name] = new_state
             num_hvps = int(info["num_hvps"])

@@ -38,8 +38,8 @@ class JaxLOBPCG(et.AbstractSharpnessEstimator):
         self.warm_start = True
         self.k = 1
 
-    def _solve(self, fn, params, block):
-        matvec, to_tree, from_tree = flat_hessian(fn, params)
+    def _solve(self, operator, block):
+        matvec, to_tree, from_tree = flat_hessian(operator)
         start = jax.vmap(from_tree)(block).T
         n = start.shape[0]
 
@@ -57,19 +57,21 @@ class JaxLOBPCG(et.AbstractSharpnessEstimator):
         }
         return theta[0], jax.vmap(to_tree)(vectors.T), info
 
-    def run(self, fn, params, start=None, *, key=None):
+    def run(self, fn, params, start=None, *, key=None, operator=None):
         key = jax.random.key(0) if key is None else key
         block = random_block(key, params, self.block_size)
         if start is not None:
             block = jax.tree.map(lambda b, s: b.at[0].set(s), block, start)
-        estimate, block, info = self._solve(fn, params, block)
+        operator = et.FreshProducts(fn, params) if operator is None else operator
+        estimate, block, info = self._solve(operator, block)
         return estimate, jax.tree.map(lambda v: v[0], block), info
 
     def init(self, params):
         return et.LOBPCG(self.block_size).init(params)
 
-    def update(self, fn, params, state, key):
-        estimate, block, info = self._solve(fn, params, start_block(params, state, key))
+    def update(self, fn, params, state, key, *, operator=None, grad=None):
+        operator = et.FreshProducts(fn, params) if operator is None else operator
+        estimate, block, info = self._solve(operator, start_block(params, state, key))
         top = jax.tree.map(lambda v: v[0], block)
         others = jax.tree.map(lambda v: v[1:], block)
         return estimate, et.SharpnessState(top, estimate, others), info

@@ -14,6 +14,14 @@ from ._hvp import (
     hessian_vector_product as hessian_vector_product,
     random_direction as random_direction,
 )
+from ._operator import (
+    PRODUCTS as PRODUCTS,
+    AbstractHessianOperator as AbstractHessianOperator,
+    FreshProducts as FreshProducts,
+    LinearisedProducts as LinearisedProducts,
+    hessian_operator as hessian_operator,
+    linearised_bytes as linearised_bytes,
+)
 from .directional import (
     DirectionalCurvature as DirectionalCurvature,
     value_grad_and_curvature as value_grad_and_curvature,

@@ -47,6 +47,7 @@ from .._tree import tree_norm
 from .._validation import checked_float, checked_int, checked_params
 from ._base import AbstractSharpnessEstimator, SharpnessInfo
 from ._hvp import normalise
+from ._operator import as_operator
 from .directional import DirectionalCurvature
 from .lanczos import Lanczos
 from .lobpcg import LOBPCG
@@ -65,6 +66,7 @@ def sharpness(
     tol: float | None = None,
     max_iters: int | None = None,
     k: int | None = None,
+    operator=None,  # checked by `as_operator`, whose message names it
 ) -> tuple[Scalar, SharpnessInfo]:
     """The top Hessian eigenvalue of `fn` at `params` (see the module docstring).
 
@@ -92,6 +94,10 @@ def sharpness(
       vector of the block.
     - `k`: `"lanczos"`, `"lobpcg"`: the number of top eigenvalues (default 1; for
       `"lobpcg"` the block holds `max(k, 2)` vectors).
+    - `operator`: the Hessian of `fn` at `params` to take the products from, e.g.
+      `hessian_operator(fn, params)` (one linearisation of the gradient, shared
+      with other measurements at the same point); `None` (the default): fresh
+      products (forward over reverse) of `fn`.
 
     **Returns:** `(estimate, info)`. `info` has `num_hvps` (the products used),
     `converged` (whether the returned pair has a small relative residual),
@@ -100,14 +106,19 @@ def sharpness(
     `eigenvector` (`v`, a unit vector shaped like `params`).
 
     **Raises:** `ValueError` for an unknown method, a setting that does not apply to
-    it or is out of range, an `init` that is zero or not shaped like `params`, or
-    `params` holding a leaf that is not a floating-point array.
+    it or is out of range, an `init` that is zero or not shaped like `params`, an
+    `operator` that is not an `AbstractHessianOperator`, or `params` holding a leaf
+    that is not a floating-point array.
     """
     checked_params("params", params)
     estimator = make_estimator(method, tol=tol, max_iters=max_iters, k=k)
     start = None if init is None else normalise(_checked_init(init, params))
     key = jax.random.key(0) if key is None else key
-    estimate, eigenvector, info = estimator.run(fn, params, start, key=key)
+    if operator is not None:
+        as_operator(fn, params, operator)  # checks its type
+    estimate, eigenvector, info = estimator.run(
+        fn, params, start, key=key, operator=operator
+    )
     return estimate, info | {"eigenvector": eigenvector}
 
 

@@ -10,6 +10,7 @@ from .._tree import tree_dtype, tree_norm
 from .._validation import checked_float, checked_int, checked_params
 from ._base import AbstractSharpnessEstimator, SharpnessState
 from ._hvp import flat_hessian, random_direction
+from ._operator import as_operator
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -302,10 +303,10 @@ class LOBPCG(AbstractSharpnessEstimator):
             block = jax.tree.map(lambda b, f: b.at[0].set(f), block, first)
         return block
 
-    def _run_block(self, fn, params, block):
+    def _run_block(self, operator, block):
         """LOBPCG from `block` (a pytree like `params` with a leading block axis):
         `(estimate, block, info)`."""
-        matvec, to_tree, from_tree = flat_hessian(fn, params)
+        matvec, to_tree, from_tree = flat_hessian(operator)
         start = jax.vmap(from_tree)(block).T  # (n, block_size)
 
         batched = self.batch_products
@@ -325,7 +326,7 @@ class LOBPCG(AbstractSharpnessEstimator):
             max_iters=self.max_iters,
             active=self.block_size if self.iterate_guards else self.k,
         )
-        dtype = tree_dtype(params)
+        dtype = tree_dtype(operator.params)
         top_k = result.eigenvalues[: self.k].astype(dtype)
         info = {
             "num_hvps": result.num_products,
@@ -335,14 +336,15 @@ class LOBPCG(AbstractSharpnessEstimator):
         }
         return top_k[0], jax.vmap(to_tree)(result.vectors.T), info
 
-    def run(self, fn, params, start=None, *, key=None):
+    def run(self, fn, params, start=None, *, key=None, operator=None):
         """As `AbstractSharpnessEstimator.run`; the block is `start` (or a random
         direction) followed by `block_size - 1` random directions drawn with
         `key`."""
         checked_params("params", params)
         key = jax.random.key(0) if key is None else key
         block = self._random_block(key, params, start)
-        estimate, block, info = self._run_block(fn, params, block)
+        operator = as_operator(fn, params, operator)
+        estimate, block, info = self._run_block(operator, block)
         return estimate, jax.tree.map(lambda v: v[0], block), info
 
     def init(self, params) -> SharpnessState:
@@ -355,13 +357,16 @@ class LOBPCG(AbstractSharpnessEstimator):
             ),
         )
 
-    def update(self, fn, params, state: SharpnessState, key):
+    def update(
+        self, fn, params, state: SharpnessState, key, *, operator=None, grad=None
+    ):
         checked_params("params", params)
         if self.warm_start:
             block = start_block(params, state, key)
         else:
             block = random_block(key, params, self.block_size)
-        estimate, block, info = self._run_block(fn, params, block)
+        operator = as_operator(fn, params, operator)
+        estimate, block, info = self._run_block(operator, block)
         estimate = estimate.astype(state.estimate.dtype)
         top = jax.tree.map(lambda v: v[0], block)
         others = jax.tree.map(lambda v: v[1:], block)
