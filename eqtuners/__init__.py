@@ -55,6 +55,7 @@ from ._sharpness import (
     Lanczos as Lanczos,
     LinearisedProducts as LinearisedProducts,
     PowerIteration as PowerIteration,
+    RecycledRitz as RecycledRitz,
     SharpnessState as SharpnessState,
     SpectralQuadrature as SpectralQuadrature,
     blockwise_sharpness as blockwise_sharpness,

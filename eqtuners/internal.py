@@ -22,6 +22,7 @@ from ._sharpness.lobpcg import (
     random_block as random_block,
     start_block as start_block,
 )
+from ._sharpness.recycled import recycled_ritz as recycled_ritz
 from ._tree import (
     tree_axpy as tree_axpy,
     tree_dot as tree_dot,

@@ -16,7 +16,9 @@ from eqtuners.internal import (
     flat_hessian,
     lanczos,
     lobpcg,
+    random_block,
     random_direction,
+    recycled_ritz,
     start_block,
 )
 
@@ -43,6 +45,10 @@ ESTIMATORS = {
     "lobpcg_b2_1e-2": et.LOBPCG(2, tol=1e-2),
     "lobpcg_b3_1e-2": et.LOBPCG(3, tol=1e-2),
     "lobpcg_b2_top_1e-2": et.LOBPCG(2, tol=1e-2, iterate_guards=False),
+    "recycled_b2": et.RecycledRitz(2),
+    "recycled_b3": et.RecycledRitz(3),
+    "recycled_b3_1e-2": et.RecycledRitz(3, tol=1e-2),
+    "recycled_b3_nograd": et.RecycledRitz(3, use_grad=False),
 }
 
 ORACLE_ITERS = 40  # LOBPCG iterations searched for the first within the target
@@ -120,13 +126,45 @@ def make_oracles(static, chunk_size):
             matmat, start, k=1, tol=0.0, max_iters=ORACLE_ITERS, active=active
         ).history
 
-    return {"power": power, "lanczos": lanczos_run, "lobpcg": lobpcg_history}
+    @eqx.filter_jit
+    def recycled_history(estimator, params, state, key, grad, x, y):
+        fn = objective(static, params, x, y, chunk_size)
+        matvec, _, from_tree = flat_hessian(et.hessian_operator(fn, params))
+        if estimator.warm_start:
+            block = start_block(params, state, key)
+        else:
+            block = random_block(key, params, estimator.block_size)
+        candidates = jax.vmap(from_tree)(block)
+        if estimator.use_grad:
+            candidates = jnp.concatenate([candidates, from_tree(grad)[None]])
+        return recycled_ritz(
+            matvec,
+            candidates,
+            k=1,
+            b=estimator.block_size,
+            tol=0.0,
+            max_size=estimator.max_size,
+        ).history
+
+    return {
+        "power": power,
+        "lanczos": lanczos_run,
+        "lobpcg": lobpcg_history,
+        "recycled": recycled_history,
+    }
 
 
-def to_target(estimator, oracles, params, state, key, ref_value, x, y):
+def to_target(estimator, oracles, params, state, key, grad, ref_value, x, y):
     """The products `estimator` needs, from the start its `update` uses, to first
     come within `TARGET` of the reference (a large number: never; NaN: not
     measured)."""
+    if isinstance(estimator, et.RecycledRitz):
+        history = np.asarray(
+            oracles["recycled"](estimator, params, state, key, grad, x, y)
+        )
+        close = np.abs(history - ref_value) <= TARGET * abs(ref_value)
+        within = np.flatnonzero(close)
+        return int(within[0]) + 1 if within.size else estimator.max_size + 1
     if not isinstance(estimator, et.PowerIteration | et.Lanczos | et.LOBPCG):
         return float("nan")
     if isinstance(estimator, et.PowerIteration | et.Lanczos):
@@ -205,7 +243,7 @@ def measure(problem: Problem, tuner_name: str, args) -> list[dict]:
         for name, estimator in estimators.items():
             state = states[name]
             hvps_to_target = to_target(
-                estimator, oracles, params, state, key, ref_value, x, y
+                estimator, oracles, params, state, key, grad, ref_value, x, y
             )
             (estimate, new_state, info), seconds = timed(
                 update,

@@ -21,6 +21,9 @@ OVERHEAD_CONFIGS = {
     "lobpcg_b2": et.LOBPCG(2),
     "lobpcg_b2_1e-2": et.LOBPCG(2, tol=1e-2),
     "lobpcg_b2_top_1e-2": et.LOBPCG(2, tol=1e-2, iterate_guards=False),
+    "recycled_b2": et.RecycledRitz(2),
+    "recycled_b3": et.RecycledRitz(3),
+    "recycled_b3_1e-2": et.RecycledRitz(3, tol=1e-2),
 }
 
 

@@ -29,6 +29,7 @@ from .directional import (
 from .lanczos import Lanczos as Lanczos
 from .lobpcg import LOBPCG as LOBPCG
 from .power import PowerIteration as PowerIteration
+from .recycled import RecycledRitz as RecycledRitz
 from .spectrum import (
     SpectralQuadrature as SpectralQuadrature,
     blockwise_sharpness as blockwise_sharpness,
