@@ -23,6 +23,7 @@ from ._models import (
     num_parameters as num_parameters,
 )
 from ._objective import (
+    Objective as Objective,
     accuracy as accuracy,
     data_loss as data_loss,
     objective as objective,
@@ -47,16 +48,22 @@ from ._records import (
 )
 from ._sharpness import (
     LOBPCG as LOBPCG,
+    AbstractHessianOperator as AbstractHessianOperator,
     AbstractSharpnessEstimator as AbstractSharpnessEstimator,
     DirectionalCurvature as DirectionalCurvature,
+    FreshProducts as FreshProducts,
     Lanczos as Lanczos,
+    LinearisedProducts as LinearisedProducts,
     PowerIteration as PowerIteration,
+    RecycledRitz as RecycledRitz,
     SharpnessState as SharpnessState,
     SpectralQuadrature as SpectralQuadrature,
     blockwise_sharpness as blockwise_sharpness,
     directional_curvature as directional_curvature,
+    hessian_operator as hessian_operator,
     hessian_trace as hessian_trace,
     hessian_vector_product as hessian_vector_product,
+    linearised_bytes as linearised_bytes,
     most_negative_eigenvalue as most_negative_eigenvalue,
     sharpness as sharpness,
     spectral_density as spectral_density,

@@ -12,8 +12,10 @@ import numpy as np
 from jax import lax
 
 from ._sharpness import (
+    PRODUCTS,
     AbstractSharpnessEstimator,
     directional_curvature,
+    hessian_operator,
     hessian_trace,
     make_estimator,
 )
@@ -84,6 +86,16 @@ class Measurements(eqx.Module):
     (`stepsize_x_...`). For a full-batch run the "mini-batch" is the training set,
     so the batch quantities are measured once on it.
 
+    **Products at one point.** A measurement linearises the gradient of the
+    measurement set's objective once (`eqtuners.hessian_operator`) and takes every
+    product at that point from it: the estimator's, the curvature along the
+    gradient's and the trace's; each fresh mini-batch of `batch_sharpness` and
+    `batch_top_eigenvalue` is linearised once for both (its gradient is the
+    linearisation's primal output). The linearisation keeps the activations of
+    every example (`eqtuners.linearised_bytes` gives its size); `products`
+    chooses (see below). The products are the same as fresh ones up to float
+    rounding.
+
     The measurement set is the whole training set, or a random subset of `examples`
     examples drawn once with `seed` (never the first ones: a dataset stored in any
     order gives a representative set).
@@ -113,6 +125,14 @@ class Measurements(eqx.Module):
       `batch_top_eigenvalue`, >= 2.
     - `hessian_trace`: the probes of the Hutchinson trace estimate (0: the trace is
       not measured; otherwise >= 2).
+    - `products`: how the products of a measurement are made: `"auto"` (the
+      default: linearised when the linearisation keeps at most
+      `max_linearised_bytes`, fresh otherwise; decided from shapes when the loop
+      is compiled), `"linearised"` or `"fresh"` (forward over reverse at every
+      product, no memory kept: the choice before linearisation existed).
+    - `max_linearised_bytes`: the limit of `"auto"`, in bytes (`None`: a quarter
+      of the device's memory where it reports one, else 1 GiB; see
+      `eqtuners.hessian_operator`).
 
     **Raises:** `ValueError` naming the argument for a value out of range, or
     for both `estimator` and `sharpness` given.
@@ -129,6 +149,8 @@ class Measurements(eqx.Module):
     batch_top_eigenvalue: bool = eqx.field(static=True)
     batches: int = eqx.field(static=True)
     hessian_trace: int = eqx.field(static=True)
+    products: str = eqx.field(static=True)
+    max_linearised_bytes: int | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -144,6 +166,8 @@ class Measurements(eqx.Module):
         batch_top_eigenvalue: bool = False,
         batches: int | np.integer = 8,
         hessian_trace: int | np.integer = 0,
+        products: str = "auto",
+        max_linearised_bytes: int | np.integer | None = None,
         sharpness: str | AbstractSharpnessEstimator | None = None,
     ):
         self.every = checked_int("every", every, allow_none=True)
@@ -183,6 +207,12 @@ class Measurements(eqx.Module):
                 "`hessian_trace` must be 0 (not measured) or at least 2 probes (the "
                 "standard error needs two), got 1."
             )
+        if products not in PRODUCTS:
+            raise ValueError(f"`products` must be one of {PRODUCTS}, got {products!r}.")
+        self.products = products
+        self.max_linearised_bytes = checked_int(
+            "max_linearised_bytes", max_linearised_bytes, lower=0, allow_none=True
+        )
 
     @property
     def sharpness(self) -> AbstractSharpnessEstimator:
@@ -206,6 +236,8 @@ class Measurements(eqx.Module):
             self.batch_top_eigenvalue,
             self.batches,
             self.hessian_trace,
+            self.products,
+            self.max_linearised_bytes,
         )
 
 
@@ -219,6 +251,14 @@ class Probe(eqx.Module):
     batch_top_eigenvalue: bool = eqx.field(static=True)
     batches: int = eqx.field(static=True)
     hessian_trace: int = eqx.field(static=True)
+    products: str = eqx.field(static=True)
+    max_linearised_bytes: int | None = eqx.field(static=True)
+
+    def operator(self, fn, params):
+        """The Hessian of `fn` at `params` that a measurement shares."""
+        return hessian_operator(
+            fn, params, products=self.products, max_bytes=self.max_linearised_bytes
+        )
 
     def keys(self) -> list[str]:
         """The measured columns, without the products with the step size."""
@@ -268,7 +308,10 @@ class Probe(eqx.Module):
         x, y, sharp_x, sharp_y = data
         key, batches_key = jax.random.split(key)
         sharp_fn = objective_on(sharp_x, sharp_y)
-        estimate, tracker, info = self.estimator.update(sharp_fn, params, tracker, key)
+        operator = self.operator(sharp_fn, params)
+        estimate, tracker, info = self.estimator.update(
+            sharp_fn, params, tracker, key, operator=operator, grad=grad
+        )
         measured = {
             "train_loss": value if batch_size is None else objective_on(x, y)(params),
             "sharpness": estimate,
@@ -278,7 +321,7 @@ class Probe(eqx.Module):
         }
         if self.directional_curvature:
             measured["directional_curvature"] = directional_curvature(
-                sharp_fn, params, grad
+                sharp_fn, params, grad, operator=operator
             )[0]
         for i, eigenvalue in enumerate(info["top_k"][1:]):
             measured[f"eigenvalue_{i + 2}"] = eigenvalue
@@ -296,6 +339,7 @@ class Probe(eqx.Module):
                 params,
                 num_samples=self.hessian_trace,
                 key=jax.random.fold_in(batches_key, 1),  # leaves the others' keys
+                operator=operator,
             )
             measured["hessian_trace"] = trace
             measured["hessian_trace_stderr"] = trace_info["stderr"]
@@ -312,14 +356,15 @@ class Probe(eqx.Module):
             pick, start = jax.random.split(key)
             chosen = jax.random.permutation(pick, n)[:size]
             fn = objective_on(x[chosen], y[chosen])
+            operator = self.operator(fn, params)  # one linearisation for both
             values = {}
             if self.batch_sharpness:
                 values["batch_sharpness"] = directional_curvature(
-                    fn, params, jax.grad(fn)(params)
+                    fn, params, operator.value_and_grad()[1], operator=operator
                 )[0]
             if self.batch_top_eigenvalue:  # warm: this measurement's eigenvector
                 values["batch_top_eigenvalue"] = self.estimator.update(
-                    fn, params, tracker, start
+                    fn, params, tracker, start, operator=operator
                 )[0]
             return values
 

@@ -13,6 +13,8 @@ Hessian-vector products hold the activations of one chunk at a time instead of t
 whole dataset. Chunking changes results only by floating-point rounding.
 """
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -115,6 +117,45 @@ def accuracy(
     return _mean_over_examples(correct, x, y, chunk_size)
 
 
+class Objective(eqx.Module):
+    """The objective on a set of examples as a function of the parameters alone:
+    what `objective_fn` returns.
+
+    `objective(params)` is `objective(eqx.combine(params, static), x, y, ...)`.
+    It keeps the examples and the chunking, so that the Hessian-vector products of
+    the sharpness estimators can be linearised chunk by chunk
+    (`eqtuners.hessian_operator`): `data_part(params, x_chunk, y_chunk)` is one
+    chunk's share of the mean loss, and the penalty's Hessian is `weight_decay`
+    times the identity.
+
+    **Fields:** `static` (the model without its floating-point arrays), `x`, `y`
+    (the examples), `weight_decay`, `chunk_size` (as for `objective`).
+    """
+
+    static: Any
+    x: Array
+    y: Array
+    weight_decay: Array
+    chunk_size: int | None = eqx.field(static=True)
+
+    def __call__(self, params) -> Scalar:
+        return objective(
+            eqx.combine(params, self.static),
+            self.x,
+            self.y,
+            weight_decay=self.weight_decay,
+            chunk_size=self.chunk_size,
+        )
+
+    def data_part(self, params, x, y) -> Scalar:
+        """`sum_i 1/2 ||model(x_i) - e_{y_i}||^2 / n` over the examples `(x, y)`
+        given (a chunk), `n` the number of examples of the whole objective: the
+        chunks' parts sum to `data_loss`."""
+        model = eqx.combine(params, self.static)
+        losses = jax.vmap(lambda xi, yi: squared_loss(model(xi), yi))(x, y)
+        return jnp.sum(losses) / self.x.shape[0]
+
+
 def objective_fn(
     model,
     x: Float[Array, "n ..."],
@@ -122,7 +163,7 @@ def objective_fn(
     *,
     weight_decay=1e-4,
     chunk_size: int | None = None,
-):
+) -> tuple[Objective, Any]:
     """The objective on `(x, y)` as a function of the model's parameters alone, for
     the tuners, the sharpness estimators and `jax.grad`.
 
@@ -134,8 +175,10 @@ def objective_fn(
 
     **Arguments:** as for `objective`.
 
-    **Returns:** `(fn, params)`: `fn(params) -> scalar` and the model's
-    floating-point arrays (`eqx.combine(params, static)` is the model again).
+    **Returns:** `(fn, params)`: `fn(params) -> scalar`, an `Objective` (which
+    also tells the sharpness estimators how the examples are chunked), and the
+    model's floating-point arrays (`eqx.combine(params, static)` is the model
+    again).
 
     **Raises:** `ValueError` for a negative `weight_decay` or an invalid
     `chunk_size`.
@@ -145,14 +188,4 @@ def objective_fn(
     )
     checked_int("chunk_size", chunk_size, allow_none=True)
     params, static = eqx.partition(model, eqx.is_inexact_array)
-
-    def fn(params):
-        return objective(
-            eqx.combine(params, static),
-            x,
-            y,
-            weight_decay=weight_decay,
-            chunk_size=chunk_size,
-        )
-
-    return fn, params
+    return Objective(static, x, y, weight_decay, chunk_size), params

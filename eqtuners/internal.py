@@ -18,7 +18,12 @@ from ._sharpness import (
 )
 from ._sharpness._hvp import flat_hessian as flat_hessian
 from ._sharpness.lanczos import lanczos as lanczos
-from ._sharpness.lobpcg import lobpcg as lobpcg
+from ._sharpness.lobpcg import (
+    lobpcg as lobpcg,
+    random_block as random_block,
+    start_block as start_block,
+)
+from ._sharpness.recycled import recycled_ritz as recycled_ritz
 from ._tree import (
     tree_axpy as tree_axpy,
     tree_dot as tree_dot,

@@ -3,6 +3,7 @@
 import functools
 import gzip
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -115,3 +116,47 @@ def write_fashion_idx(
     write_idx(directory / f"t10k-images-idx3-ubyte{suffix}", test[0])
     write_idx(directory / f"t10k-labels-idx1-ubyte{suffix}", test[1])
     return train, test
+
+
+# --- Spectra and Hessians that change between measurements (LOBPCG, RecycledRitz) --
+
+DIM = 24
+
+
+def spectrum(top, seed=0, low=-1.0, high=1.0):
+    """`top` followed by eigenvalues uniform in [low, high], DIM in all."""
+    rest = np.random.default_rng(seed).uniform(low, high, DIM - len(top))
+    return np.concatenate([top, rest])
+
+
+SPECTRA = {
+    "separated": spectrum([10.0, 5.0, 3.0, 2.0]),
+    "clustered_top": spectrum([100.0, 99.9, 99.8, 99.0], low=0.0, high=50.0),
+    "negative_dominant": spectrum([3.0, 1.0, 0.9, -8.0, -20.0]),
+    "opposite_pair": spectrum([3.0, -2.97, 0.5, 0.1], low=-0.1, high=0.1),
+}
+
+
+def swapped_pair(dim=DIM, top=1.0, second=0.99, seed=5):
+    """Two Hessians with the same eigenvectors, whose two top eigenvalues `top` and
+    `second` trade places: the top eigenvector of the first is an eigenvector of
+    the second with eigenvalue `second`."""
+    rest = np.random.default_rng(seed).uniform(0.0, 0.5, dim - 2)
+    first, _ = random_quadratic(seed, dim, np.concatenate([[top, second], rest]))
+    after, _ = random_quadratic(seed, dim, np.concatenate([[second, top], rest]))
+    return first, after
+
+
+@eqx.filter_jit
+def track(estimator, matrices, key):
+    """`update` at each Hessian in turn, from `init`, as the training loop does."""
+    params = jnp.zeros(matrices.shape[-1], matrices.dtype)
+
+    def measure(state, inputs):
+        matrix, key = inputs
+        fn = quadratic(matrix, jnp.zeros_like(params))
+        estimate, state, info = estimator.update(fn, params, state, key)
+        return state, (estimate, info)
+
+    keys = jax.random.split(key, matrices.shape[0])
+    return jax.lax.scan(measure, estimator.init(params), (matrices, keys))[1]

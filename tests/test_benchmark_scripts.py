@@ -2,7 +2,8 @@
 
 import json
 
-from benchmarks import sharpness_estimators, step_time
+from benchmarks import step_time
+from benchmarks.sharpness import cli as sharpness_benchmark
 
 
 def test_step_time_times_ours_and_optax_and_writes_its_files(tmp_path):
@@ -21,7 +22,7 @@ def test_step_time_times_ours_and_optax_and_writes_its_files(tmp_path):
 
 
 def test_the_tracking_overhead_part_runs_every_kind_of_estimator(tmp_path):
-    summary = sharpness_estimators.main(
+    summary = sharpness_benchmark.main(
         [
             "--parts",
             "overhead",
@@ -41,3 +42,25 @@ def test_the_tracking_overhead_part_runs_every_kind_of_estimator(tmp_path):
     assert lines["lobpcg_b2"]["measurements"] == 2  # steps 0 and 9 (the last)
     assert lines["lobpcg_b2"]["hvps_per_measurement"] > 0
     assert (tmp_path / "overhead.json").exists()
+
+
+def test_the_memory_part_measures_the_linearised_operator(tmp_path):
+    summary = sharpness_benchmark.main(
+        [
+            "--parts",
+            "memory",
+            "--memory-models",
+            "mlp",
+            "--memory-examples",
+            "64",
+            "--memory-steps",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    row = summary["memory"]["models"]["mlp"]
+    # The linearisation keeps at least the activations of the 64 examples.
+    assert row["linearised_bytes"] > 64 * 128 * 4
+    assert row["fresh_temp_bytes"] > 0 and row["linearised_temp_bytes"] > 0
+    assert (tmp_path / "memory.json").exists()

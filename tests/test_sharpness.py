@@ -315,6 +315,7 @@ def test_directional_curvature_matches_the_dense_hessian(x64):
         (et.PowerIteration(max_iters=20), 1),
         (et.Lanczos(10, k=2), 2),
         (et.LOBPCG(3, k=2), 2),
+        (et.RecycledRitz(3, k=2), 2),
         (et.DirectionalCurvature(), 1),
     ],
 )
@@ -342,6 +343,8 @@ def test_estimators_have_fixed_shapes(method, k):
         (dict(method="directional", tol=1e-2), "tol"),
         (dict(method="lobpcg", max_iters=-1), "max_iters"),
         (dict(method="lobpcg", k=0), "k"),
+        (dict(method="recycled", k=0), "k"),
+        (dict(method="recycled", max_iters=2), "max_iters"),
     ],
 )
 def test_sharpness_rejects_bad_arguments(kwargs, name):
@@ -349,7 +352,7 @@ def test_sharpness_rejects_bad_arguments(kwargs, name):
         et.sharpness(lambda w: jnp.sum(w**2), jnp.ones(3), **kwargs)
 
 
-@pytest.mark.parametrize("method", ["power", "lanczos", "lobpcg"])
+@pytest.mark.parametrize("method", ["power", "lanczos", "lobpcg", "recycled"])
 def test_sharpness_rejects_a_zero_or_misshapen_start(method):
     fn = lambda w: jnp.sum(w**2)  # noqa: E731
     with pytest.raises(ValueError, match="`init` must be a nonzero"):
@@ -358,7 +361,7 @@ def test_sharpness_rejects_a_zero_or_misshapen_start(method):
         et.sharpness(fn, jnp.ones(3), method=method, init=jnp.ones(2))
 
 
-@pytest.mark.parametrize("method", ["power", "lanczos", "lobpcg"])
+@pytest.mark.parametrize("method", ["power", "lanczos", "lobpcg", "recycled"])
 def test_estimators_stop_at_once_on_a_nan_objective(method):
     estimate, info = et.sharpness(
         lambda w: jnp.nan * jnp.sum(w**2), jnp.ones(3), method=method
@@ -369,7 +372,8 @@ def test_estimators_stop_at_once_on_a_nan_objective(method):
 
 def test_estimators_work_under_plain_jit():
     fn = lambda w: 2.0 * jnp.sum(w**2)  # noqa: E731  (Hessian 4 I)
-    for estimator in (et.PowerIteration(), et.Lanczos(10), et.LOBPCG()):
+    estimators = (et.PowerIteration(), et.Lanczos(10), et.LOBPCG(), et.RecycledRitz())
+    for estimator in estimators:
         estimate, _ = jax.jit(
             lambda e, w: et.sharpness(fn, w, method=e, key=jax.random.key(0))
         )(estimator, jnp.ones(3))
@@ -433,6 +437,7 @@ ESTIMATORS_ON_8 = {
     "power": (et.PowerIteration(), 0.1),
     "lanczos": (et.Lanczos(8), 1e-3),
     "lobpcg": (et.LOBPCG(), 1e-3),
+    "recycled": (et.RecycledRitz(), 1e-3),
     "directional": (et.DirectionalCurvature(), 0.1),
 }
 
@@ -490,6 +495,7 @@ def test_directional_curvature_is_converged_along_an_eigenvector(x64):
         ("power", et.PowerIteration),
         ("lanczos", et.Lanczos),
         ("lobpcg", et.LOBPCG),
+        ("recycled", et.RecycledRitz),
         ("directional", et.DirectionalCurvature),
     ],
 )
@@ -616,12 +622,14 @@ class WithCounter(eqx.Module):
         lambda fn, p: et.PowerIteration().run(fn, p),
         lambda fn, p: et.Lanczos().run(fn, p),
         lambda fn, p: et.LOBPCG().run(fn, p),
+        lambda fn, p: et.RecycledRitz().run(fn, p),
         lambda fn, p: et.DirectionalCurvature().run(fn, p),
         lambda fn, p: et.Lanczos().init(p),
         lambda fn, p: et.LOBPCG().init(p),
         lambda fn, p: _update(et.PowerIteration(), fn, p),
         lambda fn, p: _update(et.Lanczos(), fn, p),
         lambda fn, p: _update(et.LOBPCG(), fn, p),
+        lambda fn, p: _update(et.RecycledRitz(), fn, p),
         lambda fn, p: _update(et.DirectionalCurvature(), fn, p),
     ],
 )

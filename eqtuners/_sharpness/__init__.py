@@ -14,6 +14,14 @@ from ._hvp import (
     hessian_vector_product as hessian_vector_product,
     random_direction as random_direction,
 )
+from ._operator import (
+    PRODUCTS as PRODUCTS,
+    AbstractHessianOperator as AbstractHessianOperator,
+    FreshProducts as FreshProducts,
+    LinearisedProducts as LinearisedProducts,
+    hessian_operator as hessian_operator,
+    linearised_bytes as linearised_bytes,
+)
 from .directional import (
     DirectionalCurvature as DirectionalCurvature,
     value_grad_and_curvature as value_grad_and_curvature,
@@ -21,6 +29,7 @@ from .directional import (
 from .lanczos import Lanczos as Lanczos
 from .lobpcg import LOBPCG as LOBPCG
 from .power import PowerIteration as PowerIteration
+from .recycled import RecycledRitz as RecycledRitz
 from .spectrum import (
     SpectralQuadrature as SpectralQuadrature,
     blockwise_sharpness as blockwise_sharpness,

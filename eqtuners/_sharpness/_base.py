@@ -10,6 +10,12 @@ state holds when the estimator is warm-started and from random directions otherw
 the structure, shapes and dtypes of `init(params)` forever, so tracking never
 recompiles the loop.
 
+Both take the products from `operator`, an `AbstractHessianOperator` of `fn` at
+`params` (`hessian_operator`: one linearisation that the loop shares between every
+measurement at a point), or make them afresh when it is `None`. `update` also
+takes `grad`, the training step's gradient at `params`: a direction an estimator
+may add to its start (`RecycledRitz` does; the others ignore it).
+
 **What `converged` means.** Every estimator reports, beside its estimate `lambda`
 and unit eigenvector `v`, the residual `||H v - lambda v||`, and `converged` is true
 only when that residual is small relative to the estimate:
@@ -37,6 +43,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 from .._tree import tree_dot, tree_dtype
 from .._validation import checked_params
 from ._hvp import random_direction
+from ._operator import AbstractHessianOperator
 
 SharpnessInfo = dict[str, Array]
 
@@ -76,6 +83,7 @@ class AbstractSharpnessEstimator(eqx.Module):
         start: PyTree[Array] | None = None,
         *,
         key: PRNGKeyArray | None = None,
+        operator: AbstractHessianOperator | None = None,
     ) -> tuple[Scalar, PyTree[Array], SharpnessInfo]:
         """Estimates the top eigenvalue of the Hessian of `fn` at `params`.
 
@@ -87,6 +95,8 @@ class AbstractSharpnessEstimator(eqx.Module):
           draws a random one with `key`.
         - `key`: a JAX PRNG key for what is drawn at random (default
           `jax.random.key(0)`).
+        - `operator`: the Hessian of `fn` at `params` to take the products from
+          (`hessian_operator`); `None`: fresh products of `fn`.
 
         **Returns:** `(estimate, eigenvector, info)`, where `eigenvector` is a unit
         vector shaped like `params` and `info` is a dict of arrays with fixed keys,
@@ -112,9 +122,17 @@ class AbstractSharpnessEstimator(eqx.Module):
         params: PyTree[Array],
         state: PyTree[Array],
         key: PRNGKeyArray,
+        *,
+        operator: AbstractHessianOperator | None = None,
+        grad: PyTree[Array] | None = None,
     ) -> tuple[Scalar, PyTree[Array], SharpnessInfo]:
         """One measurement along a run, from the state's warm start or from random
         directions drawn with `key`.
+
+        **Arguments:** `fn`, `params`, `key` and `operator` as for `run`; `state`
+        from `init` or the previous `update`; `grad`: the training step's gradient
+        at `params` (or `None`), which an estimator may use as a starting
+        direction.
 
         **Returns:** `(estimate, state, info)`, the state holding this measurement
         and `info` as for `run`.
@@ -138,13 +156,15 @@ class AbstractVectorEstimator(AbstractSharpnessEstimator):
         checked_params("params", params)
         return vector_state(params)
 
-    def update(self, fn, params, state: SharpnessState, key):
+    def update(
+        self, fn, params, state: SharpnessState, key, *, operator=None, grad=None
+    ):
         checked_params("params", params)
         start = random_direction(key, params)
         if self.warm_start:
             previous = state.eigenvector
             warm = jnp.isfinite(state.estimate) & (tree_dot(previous, previous) > 0)
             start = jax.tree.map(lambda a, b: jnp.where(warm, a, b), previous, start)
-        estimate, eigenvector, info = self.run(fn, params, start)
+        estimate, eigenvector, info = self.run(fn, params, start, operator=operator)
         estimate = estimate.astype(state.estimate.dtype)
         return estimate, SharpnessState(eigenvector, estimate), info

@@ -2,9 +2,10 @@
 
 Hessian-vector products are computed forward over reverse (`jax.jvp` of `jax.grad`),
 about two or three gradients each, without forming the Hessian; an objective
-evaluated in chunks of examples gives products in the same chunks. Four estimators
-work on them, all behind `sharpness(fn, params, method=...)` and, by the same names,
-`train(..., measure=Measurements(sharpness=...))`:
+evaluated in chunks of examples gives products in the same chunks (or they come from
+an `operator`, `hessian_operator`, that linearises the gradient once for many
+products). Five estimators work on them, all behind `sharpness(fn, params,
+method=...)` and, by the same names, `train(..., measure=Measurements(estimator=...))`:
 
 - `"power"` (the default): the paper's power iteration, `PowerIteration`: the
   eigenvalue of largest *magnitude*, stopped when the estimate changes by less than
@@ -20,6 +21,11 @@ work on them, all behind `sharpness(fn, params, method=...)` and, by the same na
   measurements are told apart, and a repeated eigenvalue is seen with its
   multiplicity. It costs `block_size` products per iteration: on the paper's MLP
   it needs more products than warm-started Lanczos (see `LOBPCG`).
+- `"recycled"`: `RecycledRitz`, Rayleigh-Ritz on the previous measurement's Ritz
+  vectors and the training step's gradient (in `train`), expanded by residuals
+  until the same residual rule holds: tracking from the vectors a run already has,
+  telling swapped top eigenvalues apart as LOBPCG does, one product per new
+  vector.
 - `"directional"`: `DirectionalCurvature`, the curvature along one direction,
   `d^T H d / ||d||^2` (one product); by default along the gradient of `fn`.
 
@@ -47,12 +53,14 @@ from .._tree import tree_norm
 from .._validation import checked_float, checked_int, checked_params
 from ._base import AbstractSharpnessEstimator, SharpnessInfo
 from ._hvp import normalise
+from ._operator import as_operator
 from .directional import DirectionalCurvature
 from .lanczos import Lanczos
 from .lobpcg import LOBPCG
 from .power import PowerIteration
+from .recycled import RecycledRitz
 
-METHODS = ("power", "lanczos", "lobpcg", "directional")
+METHODS = ("power", "lanczos", "lobpcg", "recycled", "directional")
 
 
 def sharpness(
@@ -65,6 +73,7 @@ def sharpness(
     tol: float | None = None,
     max_iters: int | None = None,
     k: int | None = None,
+    operator=None,  # checked by `as_operator`, whose message names it
 ) -> tuple[Scalar, SharpnessInfo]:
     """The top Hessian eigenvalue of `fn` at `params` (see the module docstring).
 
@@ -74,9 +83,10 @@ def sharpness(
     - `params`: where to measure: a pytree of floating-point arrays (e.g. `params`
       of `eqx.partition(model, eqx.is_inexact_array)`), in any floating dtype.
     - `method`: `"power"` (the paper's power iteration; the default), `"lanczos"`,
-      `"lobpcg"`, `"directional"`, or an estimator (`PowerIteration(...)`,
-      `Lanczos(...)`, `LOBPCG(...)`, `DirectionalCurvature(...)`), which then
-      carries its own `tol`, `max_iters` and `k`.
+      `"lobpcg"`, `"recycled"`, `"directional"`, or an estimator
+      (`PowerIteration(...)`, `Lanczos(...)`, `LOBPCG(...)`, `RecycledRitz(...)`,
+      `DirectionalCurvature(...)`), which then carries its own `tol`, `max_iters`
+      and `k`.
     - `key`: draws the starting vector(s) not given by `init` (default
       `jax.random.key(0)`).
     - `init`: a nonzero starting vector shaped like `params`, e.g. the eigenvector of
@@ -84,14 +94,20 @@ def sharpness(
       block). For `"directional"`, the direction (default: the gradient of `fn` at
       `params`).
     - `tol`: `"power"`: the relative change in the estimate below which iteration
-      stops (default 1e-3); `"lanczos"`, `"lobpcg"`: the relative residual
-      (default 1e-3).
+      stops (default 1e-3); `"lanczos"`, `"lobpcg"`, `"recycled"`: the relative
+      residual (default 1e-3).
     - `max_iters`: `"power"`, `"lanczos"`: the most Hessian-vector products
       (default 1000 for `"power"`, 100 for `"lanczos"`, whose basis holds that many
       vectors); `"lobpcg"`: the most iterations (default 100), each one product per
-      vector of the block.
-    - `k`: `"lanczos"`, `"lobpcg"`: the number of top eigenvalues (default 1; for
-      `"lobpcg"` the block holds `max(k, 2)` vectors).
+      vector of the block; `"recycled"`: the most products (default 40, the size
+      of its basis).
+    - `k`: `"lanczos"`, `"lobpcg"`, `"recycled"`: the number of top eigenvalues
+      (default 1; the block holds `max(k, 2)` vectors for `"lobpcg"`, `max(k, 3)`
+      for `"recycled"`).
+    - `operator`: the Hessian of `fn` at `params` to take the products from, e.g.
+      `hessian_operator(fn, params)` (one linearisation of the gradient, shared
+      with other measurements at the same point); `None` (the default): fresh
+      products (forward over reverse) of `fn`.
 
     **Returns:** `(estimate, info)`. `info` has `num_hvps` (the products used),
     `converged` (whether the returned pair has a small relative residual),
@@ -100,14 +116,19 @@ def sharpness(
     `eigenvector` (`v`, a unit vector shaped like `params`).
 
     **Raises:** `ValueError` for an unknown method, a setting that does not apply to
-    it or is out of range, an `init` that is zero or not shaped like `params`, or
-    `params` holding a leaf that is not a floating-point array.
+    it or is out of range, an `init` that is zero or not shaped like `params`, an
+    `operator` that is not an `AbstractHessianOperator`, or `params` holding a leaf
+    that is not a floating-point array.
     """
     checked_params("params", params)
     estimator = make_estimator(method, tol=tol, max_iters=max_iters, k=k)
     start = None if init is None else normalise(_checked_init(init, params))
     key = jax.random.key(0) if key is None else key
-    estimate, eigenvector, info = estimator.run(fn, params, start, key=key)
+    if operator is not None:
+        as_operator(fn, params, operator)  # checks its type
+    estimate, eigenvector, info = estimator.run(
+        fn, params, start, key=key, operator=operator
+    )
     return estimate, info | {"eigenvector": eigenvector}
 
 
@@ -139,7 +160,8 @@ def make_estimator(
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(
             f"`{prefix}method` must be one of {METHODS} or an estimator "
-            f"(PowerIteration, Lanczos, LOBPCG, DirectionalCurvature), got "
+            f"(PowerIteration, Lanczos, LOBPCG, RecycledRitz, DirectionalCurvature), "
+            "got "
             f"{method!r}."
         )
     if method == "directional":
@@ -155,7 +177,9 @@ def make_estimator(
     )
     if method == "power":
         if k is not None:
-            raise ValueError(f"`{prefix}k` is for method='lanczos' or 'lobpcg' only.")
+            raise ValueError(
+                f"`{prefix}k` is for method='lanczos', 'lobpcg' or 'recycled' only."
+            )
         max_iters = checked_int(
             f"{prefix}max_iters", 1000 if max_iters is None else max_iters
         )
@@ -166,6 +190,15 @@ def make_estimator(
         )
         k = checked_int(f"{prefix}k", 1 if k is None else k)
         return LOBPCG(max(k, 2), tol, max_iters, k)
+    if method == "recycled":
+        k = checked_int(f"{prefix}k", 1 if k is None else k)
+        block_size = max(k, 3)
+        max_iters = checked_int(
+            f"{prefix}max_iters",
+            40 if max_iters is None else max_iters,
+            lower=block_size + 1,
+        )
+        return RecycledRitz(block_size, tol, max_iters, k)
     max_iters = checked_int(
         f"{prefix}max_iters", 100 if max_iters is None else max_iters
     )

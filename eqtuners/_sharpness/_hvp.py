@@ -9,6 +9,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
 from .._tree import tree_axpy, tree_dot, tree_norm, tree_scale
 from .._validation import checked_params
+from ._operator import as_operator
 
 # The default `residual_tol` of the estimators whose stopping rule is not the
 # residual (power iteration, the directional curvature); see `PowerIteration`.
@@ -68,14 +69,15 @@ def work_dtype(params: PyTree[Array]):
     return jnp.promote_types(dtype, jnp.float32)
 
 
-def flat_hessian(fn, params):
-    """The Hessian of `fn` at `params` as an operator on flat vectors.
+def flat_hessian(operator):
+    """The Hessian of an `AbstractHessianOperator` as an operator on flat vectors.
 
     **Returns:** `(matvec, to_tree, from_tree)`: `matvec(v)` is `H v` for a flat
-    vector `v` in `work_dtype(params)`, computed in the parameters' dtypes;
-    `to_tree` and `from_tree` convert between flat vectors (in the work dtype) and
-    pytrees like `params` (in its dtypes).
+    vector `v` in `work_dtype(params)`, computed in the parameters' dtypes by
+    `operator.mv`; `to_tree` and `from_tree` convert between flat vectors (in the
+    work dtype) and pytrees like `params` (in its dtypes).
     """
+    params = operator.params
     flat, unravel = ravel_pytree(params)
     work = work_dtype(params)
 
@@ -87,7 +89,7 @@ def flat_hessian(fn, params):
         return ravel_pytree(tree)[0].astype(work)
 
     def matvec(vector):
-        return from_tree(hessian_vector_product(fn, params, to_tree(vector)))
+        return from_tree(operator.mv(to_tree(vector)))
 
     return matvec, to_tree, from_tree
 
@@ -98,6 +100,7 @@ def directional_curvature(
     direction: PyTree[Array],
     *,
     residual_tol=RESIDUAL_TOL,
+    operator=None,
 ) -> tuple[Scalar, dict[str, Array]]:
     """The curvature of `fn` along `direction`, `d^T H d / ||d||^2`, from one product.
 
@@ -112,6 +115,9 @@ def directional_curvature(
     - `direction`: a pytree like `params`.
     - `residual_tol`: `converged` holds when `||H u - curvature u|| <= residual_tol
       * |curvature|` for the unit direction `u`.
+    - `operator`: the Hessian of `fn` at `params` as an `AbstractHessianOperator`
+      to take the product from (`hessian_operator`: shared with other
+      measurements at the same point); `None`: a fresh product.
 
     **Returns:** `(curvature, info)`: NaN for a zero direction; `info` has the keys of
     the estimators: `num_hvps` = 1; `converged`: whether `u` is an eigenvector at
@@ -125,7 +131,7 @@ def directional_curvature(
     """
     checked_params("params", params)
     unit = normalise(direction)
-    product = hessian_vector_product(fn, params, unit)
+    product = as_operator(fn, params, operator).mv(unit)
     return curvature_and_info(unit, product, direction, residual_tol)
 
 

@@ -61,17 +61,21 @@ class DirectionalCurvature(AbstractSharpnessEstimator):
         self.warm_start = False
         self.k = 1
 
-    def run(self, fn, params, start=None, *, key=None):
+    def run(self, fn, params, start=None, *, key=None, operator=None):
         """The curvature along `start` when given, else along the gradient of `fn`
-        at `params` (`key` is not used)."""
+        at `params` (`key` is not used). Without `operator`, the gradient and the
+        product along it come from one linearised pass; with one, the gradient is
+        the operator's (`value_and_grad`)."""
         checked_params("params", params)
-        if start is None:
+        if start is None and operator is None:
             *_, curvature, info = value_grad_and_curvature(
                 fn, params, residual_tol=self.residual_tol
             )
         else:
+            if start is None:
+                start = operator.value_and_grad()[1]
             curvature, info = directional_curvature(
-                fn, params, start, residual_tol=self.residual_tol
+                fn, params, start, residual_tol=self.residual_tol, operator=operator
             )
         info = dict(info)
         return curvature, info.pop("eigenvector"), info
@@ -80,8 +84,10 @@ class DirectionalCurvature(AbstractSharpnessEstimator):
         checked_params("params", params)
         return vector_state(params)
 
-    def update(self, fn, params, state: SharpnessState, key):
+    def update(
+        self, fn, params, state: SharpnessState, key, *, operator=None, grad=None
+    ):
         checked_params("params", params)
-        curvature, direction, info = self.run(fn, params)
+        curvature, direction, info = self.run(fn, params, operator=operator)
         curvature = curvature.astype(state.estimate.dtype)
         return curvature, SharpnessState(direction, curvature), info

@@ -11,6 +11,7 @@ from .._tree import tree_dtype
 from .._validation import checked_float, checked_int, checked_params
 from ._base import AbstractVectorEstimator
 from ._hvp import flat_hessian, random_direction
+from ._operator import as_operator
 
 
 class LanczosResult(NamedTuple):
@@ -211,11 +212,11 @@ class Lanczos(AbstractVectorEstimator):
         self.k = checked_int("k", k, upper=self.max_steps)
         self.warm_start = bool(warm_start)
 
-    def run(self, fn, params, start=None, *, key=None):
+    def run(self, fn, params, start=None, *, key=None, operator=None):
         checked_params("params", params)
         if start is None:
             start = random_direction(jax.random.key(0) if key is None else key, params)
-        matvec, to_tree, from_tree = flat_hessian(fn, params)
+        matvec, to_tree, from_tree = flat_hessian(as_operator(fn, params, operator))
         flat_start = from_tree(start)
         k = min(self.k, flat_start.shape[0])
         result = lanczos(

@@ -10,6 +10,7 @@ from .._tree import tree_dtype, tree_norm
 from .._validation import checked_float, checked_int, checked_params
 from ._base import AbstractSharpnessEstimator, SharpnessState
 from ._hvp import flat_hessian, random_direction
+from ._operator import as_operator
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -157,6 +158,32 @@ def lobpcg(
     )
 
 
+def random_block(key, params, size: int):
+    """`size` random unit vectors shaped like `params`, stacked on a leading axis
+    (`random_direction` with keys split from `key`)."""
+    keys = jax.random.split(key, size)
+    return jax.vmap(lambda key: random_direction(key, params))(keys)
+
+
+def start_block(params, state: SharpnessState, key):
+    """The block a warm-started block estimator starts from: the carried block
+    (`state.eigenvector` then `state.others`) when the state holds a finite
+    estimate and nonzero vectors, else as many random directions drawn with
+    `key` (the first measurement, or one after a non-finite estimate).
+
+    **Returns:** a pytree like `params` with a leading axis of `1 +
+    len(state.others)`.
+    """
+    previous = jax.tree.map(
+        lambda v, o: jnp.concatenate([v[None], o]), state.eigenvector, state.others
+    )
+    size = jax.tree.leaves(previous)[0].shape[0]
+    norms = jax.vmap(tree_norm)(previous)
+    warm = jnp.isfinite(state.estimate) & jnp.all(norms > 0)
+    block = random_block(key, params, size)
+    return jax.tree.map(lambda a, b: jnp.where(warm, a, b), previous, block)
+
+
 class LOBPCG(AbstractSharpnessEstimator):
     """LOBPCG on a block of vectors: the top `k` Hessian eigenvalues (largest
     algebraic), warm-started from a whole block.
@@ -271,16 +298,15 @@ class LOBPCG(AbstractSharpnessEstimator):
     def _random_block(self, key, params, first=None):
         """`block_size` random unit vectors shaped like `params` (stacked), the
         first replaced by `first` when given."""
-        keys = jax.random.split(key, self.block_size)
-        block = jax.vmap(lambda key: random_direction(key, params))(keys)
+        block = random_block(key, params, self.block_size)
         if first is not None:
             block = jax.tree.map(lambda b, f: b.at[0].set(f), block, first)
         return block
 
-    def _run_block(self, fn, params, block):
+    def _run_block(self, operator, block):
         """LOBPCG from `block` (a pytree like `params` with a leading block axis):
         `(estimate, block, info)`."""
-        matvec, to_tree, from_tree = flat_hessian(fn, params)
+        matvec, to_tree, from_tree = flat_hessian(operator)
         start = jax.vmap(from_tree)(block).T  # (n, block_size)
 
         batched = self.batch_products
@@ -300,7 +326,7 @@ class LOBPCG(AbstractSharpnessEstimator):
             max_iters=self.max_iters,
             active=self.block_size if self.iterate_guards else self.k,
         )
-        dtype = tree_dtype(params)
+        dtype = tree_dtype(operator.params)
         top_k = result.eigenvalues[: self.k].astype(dtype)
         info = {
             "num_hvps": result.num_products,
@@ -310,14 +336,15 @@ class LOBPCG(AbstractSharpnessEstimator):
         }
         return top_k[0], jax.vmap(to_tree)(result.vectors.T), info
 
-    def run(self, fn, params, start=None, *, key=None):
+    def run(self, fn, params, start=None, *, key=None, operator=None):
         """As `AbstractSharpnessEstimator.run`; the block is `start` (or a random
         direction) followed by `block_size - 1` random directions drawn with
         `key`."""
         checked_params("params", params)
         key = jax.random.key(0) if key is None else key
         block = self._random_block(key, params, start)
-        estimate, block, info = self._run_block(fn, params, block)
+        operator = as_operator(fn, params, operator)
+        estimate, block, info = self._run_block(operator, block)
         return estimate, jax.tree.map(lambda v: v[0], block), info
 
     def init(self, params) -> SharpnessState:
@@ -330,19 +357,16 @@ class LOBPCG(AbstractSharpnessEstimator):
             ),
         )
 
-    def update(self, fn, params, state: SharpnessState, key):
+    def update(
+        self, fn, params, state: SharpnessState, key, *, operator=None, grad=None
+    ):
         checked_params("params", params)
-        block = self._random_block(key, params)
         if self.warm_start:
-            previous = jax.tree.map(
-                lambda v, o: jnp.concatenate([v[None], o]),
-                state.eigenvector,
-                state.others,
-            )
-            norms = jax.vmap(tree_norm)(previous)
-            warm = jnp.isfinite(state.estimate) & jnp.all(norms > 0)
-            block = jax.tree.map(lambda a, b: jnp.where(warm, a, b), previous, block)
-        estimate, block, info = self._run_block(fn, params, block)
+            block = start_block(params, state, key)
+        else:
+            block = random_block(key, params, self.block_size)
+        operator = as_operator(fn, params, operator)
+        estimate, block, info = self._run_block(operator, block)
         estimate = estimate.astype(state.estimate.dtype)
         top = jax.tree.map(lambda v: v[0], block)
         others = jax.tree.map(lambda v: v[1:], block)

@@ -7,13 +7,8 @@ from jaxtyping import Array
 from .._tree import tree_axpy, tree_dot, tree_dtype, tree_norm
 from .._validation import checked_float, checked_int, checked_params
 from ._base import AbstractVectorEstimator
-from ._hvp import (
-    RESIDUAL_TOL,
-    hessian_vector_product,
-    normalise,
-    random_direction,
-    small_residual,
-)
+from ._hvp import RESIDUAL_TOL, normalise, random_direction, small_residual
+from ._operator import as_operator
 
 
 class PowerIteration(AbstractVectorEstimator):
@@ -58,7 +53,8 @@ class PowerIteration(AbstractVectorEstimator):
     It does not certify the *top* one: on clustered tops the paper's rule stops
     early, with the estimate low, on a pair that is a fair eigenpair of a lower
     eigenvalue, and `converged` is then true. (The `power_residuals` part of the
-    estimator benchmark measures these residuals along real runs.)
+    estimator benchmark, `python -m benchmarks.sharpness --parts power_residuals`,
+    measures these residuals along real runs.)
 
     **Arguments:**
 
@@ -97,8 +93,9 @@ class PowerIteration(AbstractVectorEstimator):
             "residual_tol", residual_tol, lower=0.0, lower_open=False
         )
 
-    def run(self, fn, params, start=None, *, key=None):
+    def run(self, fn, params, start=None, *, key=None, operator=None):
         checked_params("params", params)
+        operator = as_operator(fn, params, operator)
         if start is None:
             start = random_direction(jax.random.key(0) if key is None else key, params)
         dtype = tree_dtype(params)
@@ -115,7 +112,7 @@ class PowerIteration(AbstractVectorEstimator):
 
         def iterate(carry):
             k, vector, estimate, _, _, _ = carry
-            product = hessian_vector_product(fn, params, vector)
+            product = operator.mv(vector)
             estimate, previous = tree_dot(vector, product), estimate
             return k + 1, normalise(product), estimate, previous, vector, product
 

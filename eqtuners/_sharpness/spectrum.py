@@ -2,7 +2,8 @@
 
 `sharpness` gives the top eigenvalue. The functions here give the rest of what
 PyHessian (Yao et al. 2020) and hessian-eigenthings report, from the same
-Hessian-vector products (`hessian_vector_product`, forward over reverse), so an
+Hessian-vector products (`hessian_vector_product`, forward over reverse, or those
+of an `operator` from `hessian_operator`, linearised once and shared), so an
 objective evaluated in chunks of examples gives chunked products, the Hessian is
 never formed, and every function works at any model size and inside `jax.jit`
 (their shapes are fixed by their arguments):
@@ -56,6 +57,7 @@ from .._validation import checked_float, checked_int, checked_key, checked_param
 from ._base import AbstractSharpnessEstimator
 from ._function import make_estimator, sharpness
 from ._hvp import flat_hessian, normalise, random_direction, work_dtype
+from ._operator import as_operator
 from .lanczos import Lanczos, _ritz_pairs, lanczos
 from .lobpcg import LOBPCG
 from .power import PowerIteration
@@ -75,6 +77,7 @@ def hessian_trace(
     *,
     num_samples: int = 100,
     key=None,  # checked by `checked_key`, whose message says what to pass
+    operator=None,  # checked by `as_operator`, whose message names it
 ) -> tuple[Scalar, dict[str, Array]]:
     """The trace of the Hessian of `fn` at `params`, by Hutchinson's estimator.
 
@@ -89,6 +92,8 @@ def hessian_trace(
     - `params`: where to measure: a pytree of floating-point arrays.
     - `num_samples`: the number of probes, >= 2 (one Hessian-vector product each).
     - `key`: draws the probes (default `jax.random.key(0)`).
+    - `operator`: the Hessian of `fn` at `params` to take the products from
+      (`hessian_operator`); `None`: fresh products.
 
     **Returns:** `(trace, info)`: the estimate, a scalar in the parameters' dtype
     (the products and sums run in at least float32), and `info` with `stderr` (the
@@ -97,13 +102,13 @@ def hessian_trace(
     `num_hvps` (= `num_samples`).
 
     **Raises:** `ValueError` naming the argument when `num_samples` is not an int
-    >= 2, `key` is not a PRNG key, or `params` holds a leaf that is not a
-    floating-point array.
+    >= 2, `key` is not a PRNG key, `operator` is not an `AbstractHessianOperator`,
+    or `params` holds a leaf that is not a floating-point array.
     """
     checked_params("params", params)
     num_samples = checked_int("num_samples", num_samples, lower=2)
     key = _checked_key(key)
-    matvec, _, _ = flat_hessian(fn, params)
+    matvec, _, _ = flat_hessian(as_operator(fn, params, operator))
     probe_like = jnp.zeros(_num_params(params), work_dtype(params))
     draw_probe = stochtrace.sampler_signs(probe_like, num=1)
     quadratic_form = stochtrace.monte_carlo_trace()
@@ -145,6 +150,7 @@ def spectral_density(
     num_samples: int = 4,
     lanczos_steps: int = 80,
     key=None,  # checked by `checked_key`, whose message says what to pass
+    operator=None,  # checked by `as_operator`, whose message names it
 ) -> tuple[SpectralQuadrature, dict[str, Array]]:
     """The spectral density of the Hessian of `fn` at `params`, by stochastic
     Lanczos quadrature (see the module docstring).
@@ -169,6 +175,8 @@ def spectral_density(
     - `lanczos_steps`: the Lanczos steps (Hessian-vector products) per probe, >= 1;
       at most the number of parameters are taken.
     - `key`: draws the probes (default `jax.random.key(0)`).
+    - `operator`: the Hessian of `fn` at `params` to take the products from
+      (`hessian_operator`); `None`: fresh products.
 
     **Returns:** `(quadrature, info)`: `quadrature` a `SpectralQuadrature` of
     `nodes` and `weights`, each of shape `(num_samples, min(lanczos_steps, n))`, in
@@ -179,14 +187,15 @@ def spectral_density(
     same probes, with its standard error (NaN for one probe).
 
     **Raises:** `ValueError` naming the argument for a count that is not an int >=
-    1, a `key` that is not a PRNG key, or `params` holding a leaf that is not a
+    1, a `key` that is not a PRNG key, an `operator` that is not an
+    `AbstractHessianOperator`, or `params` holding a leaf that is not a
     floating-point array.
     """
     checked_params("params", params)
     num_samples = checked_int("num_samples", num_samples)
     lanczos_steps = checked_int("lanczos_steps", lanczos_steps)
     key = _checked_key(key)
-    matvec, _, _ = flat_hessian(fn, params)
+    matvec, _, _ = flat_hessian(as_operator(fn, params, operator))
     size = _num_params(params)
     steps = min(lanczos_steps, size)
     work = work_dtype(params)
