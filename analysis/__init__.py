@@ -9,6 +9,9 @@ It imports `eqtuners` and is never imported by it.
 - Joint step-size/sharpness dynamics under any `eqtuners` tuner: `simulate` on an
   `AbstractDynamicsModel`, either `SecondOrderRegression` (exact, in parameter
   space) or `SelfStabilisation` (the reduced two-variable dynamics).
+- CDAT's threshold at `sigma = 2` in such a model: `sigma_sweep` runs CDAT at many
+  `sigma` in one compile and returns a `SigmaSweep` (final sharpness and median
+  step size x sharpness against `sigma`).
 - Mini-batch training on a sum of per-example quadratics whose mini-batch Hessians
   differ from the full one (`PerExampleQuadratics`, `random_per_example_quadratics`):
   `simulate_minibatch` runs SGD with any tuner checking its step on the gradient's
@@ -19,8 +22,10 @@ It imports `eqtuners` and is never imported by it.
 - Figures (`analysis.plots`, drawn from `eqtuners.train(...).history`): the paper's
   four panels for a group of runs (`plot_panels`), the stochastic suite by batch
   size (`plot_batch_size_grid`), its Figure 6 (`plot_polyak_zoom`) and Figure 7
-  (`plot_cap_sweep`), sharpness against step size (`plot_phase_portrait`), and
-  Hessian spectral densities (`plot_spectral_densities`); a run is a `Curve`.
+  (`plot_cap_sweep`), sharpness against step size (`plot_phase_portrait`),
+  Hessian spectral densities (`plot_spectral_densities`), CDAT's `sigma` sweep in
+  a network beside a model (`plot_sigma_sweep`) and the Armijo searches' free
+  curvature bracket (`plot_curvature_bracket`); a run is a `Curve`.
 """
 
 from ._armijo_boundary import largest_armijo_stepsize as largest_armijo_stepsize
@@ -43,6 +48,7 @@ from ._regression import (
     random_second_order_regression as random_second_order_regression,
 )
 from ._self_stabilisation import SelfStabilisation as SelfStabilisation
+from ._sigma_sweep import SigmaSweep as SigmaSweep, sigma_sweep as sigma_sweep
 from ._simulate import (
     AbstractDynamicsModel as AbstractDynamicsModel,
     Trajectory as Trajectory,

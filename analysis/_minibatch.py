@@ -100,7 +100,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
 from eqtuners import AbstractTuner
 from eqtuners.internal import checked_float, checked_int, checked_key
 
-from ._simulate import AbstractDynamicsModel, Trajectory
+from ._simulate import AbstractDynamicsModel, Trajectory, tuner_step
 
 
 class PerExampleQuadratics(AbstractDynamicsModel):
@@ -302,8 +302,9 @@ def _scan(model, tuner, params, key, num_steps, batch_size):
         def batch_loss(p):
             return _mean_squares(jacobians, targets, p)
 
-        value, grad = jax.value_and_grad(batch_loss)(params)
-        stepsize, state, info = tuner.step(batch_loss, params, value, grad, state)
+        value, grad, _, stepsize, state, info = tuner_step(
+            tuner, batch_loss, params, state
+        )
         if batch_size == num_examples:  # H_B = H, up to the order of summation
             batch_hessian = model.hessian
         else:

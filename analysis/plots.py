@@ -14,6 +14,9 @@
   top-eigenmode quadratic model.
 - `plot_spectral_densities`: Hessian spectral densities (stochastic Lanczos
   quadrature) side by side, log density.
+- `plot_sigma_sweep` and `plot_curvature_bracket` (in `_edge_plots`): CDAT's
+  threshold at `sigma = 2` in a network and a model, and the free curvature
+  bracket of the Armijo searches against the measured curvature.
 
 A run is a `Curve`; the history columns a figure reads are a `Columns` (for
 instance `Columns(sharpness="batch_sharpness")`). Every function writes one image,
@@ -46,6 +49,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ._edge_plots import (
+    plot_curvature_bracket as plot_curvature_bracket,
+    plot_sigma_sweep as plot_sigma_sweep,
+)
 from ._four_panels import (
     Columns as Columns,
     checked_columns,
@@ -639,10 +646,12 @@ __all__ = [
     "plain_number",
     "plot_batch_size_grid",
     "plot_cap_sweep",
+    "plot_curvature_bracket",
     "plot_four_panels",
     "plot_panels",
     "plot_phase_portrait",
     "plot_polyak_zoom",
+    "plot_sigma_sweep",
     "plot_spectral_densities",
     "running_mean",
     "running_median",

@@ -624,3 +624,110 @@ def test_each_tuner_has_one_colour_in_every_figure():
     assert colors["Polyak"] == {TUNERS["polyak"].color}
     gd = [label for label in colors if label.startswith("GD")]
     assert len(gd) == 2 and colors[gd[0]] != colors[gd[1]]  # shades of one colour
+
+
+def test_every_registered_tuner_keeps_its_colour_in_every_figure(tmp_path, monkeypatch):
+    """Hand-built runs of every registered tuner (CDAT at the edge suite's five
+    sigmas, with and without its average; GD at two steps), drawn by every figure
+    that shows tuners: in each legend a tuner's label has the colour `run_colors`
+    gives it, which for a kind with one run is the registry's. (Figure 7,
+    `cap_sweep`, colours the caps instead, as the paper does.)"""
+    from matplotlib.figure import Figure
+
+    from benchmarks.paper._suite import WorkloadResult
+    from benchmarks.paper.suites.edge_tuners import (
+        FULL_BATCH_TUNERS,
+        MINI_BATCH_TUNERS,
+    )
+    from tests.paper_runs import FULL_BATCH, MINI_BATCH, history, run
+
+    drawn = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: drawn.append(fig))
+    monkeypatch.setattr(figures, "model_sweep", _tiny_model_sweep)
+    gd = [TunerSpec("constant", 1.0), TunerSpec("constant", 0.5)]
+    full = [run(t, history()) for t in gd + list(FULL_BATCH_TUNERS)]
+    mini = [
+        run(t, history(), workload=MINI_BATCH, batch_size=64)
+        for t in gd + list(FULL_BATCH_TUNERS) + list(MINI_BATCH_TUNERS)
+    ]
+    assert {r.config.tuner.kind for r in full} == set(TUNERS)
+    results = {
+        "full": WorkloadResult(FULL_BATCH, full, None),
+        "mini": WorkloadResult(MINI_BATCH, mini, None),
+    }
+    shown = {
+        "full": ("panels", "four_panels", "curvature_bracket", "sigma_sweep"),
+        "mini": ("four_panels", "batch_size_grid", "curvature_grids"),
+    }
+    for kind, names in shown.items():
+        runs = results[kind].runs
+        expected = {k: to_hex(c) for k, c in figures.run_colors(runs).items()}
+        for name in names:
+            drawn.clear()
+            assert figures.FIGURES[name](results[kind], 0, tmp_path), name
+            for fig in drawn:
+                legend = fig.legends[0]
+                for text, h in zip(legend.get_texts(), legend.legend_handles):
+                    label = text.get_text()
+                    if label in expected:
+                        assert to_hex(h.get_color()) == expected[label], (name, label)
+                for ax in fig.axes:  # the bracket figure names its runs in titles
+                    if ax.get_title() in expected:
+                        assert to_hex(ax.title.get_color()) == expected[ax.get_title()]
+        single = [r.config.tuner for r in runs if r.config.tuner.kind != "constant"]
+        for tuner in single:
+            if sum(t.kind == tuner.kind for t in single) == 1:
+                assert expected[tuner.label] == TUNERS[tuner.kind].color
+    # The sigma sweep draws CDAT in CDAT's colour and Armijo's line in Armijo's.
+    drawn.clear()
+    figures.sigma_sweep(results["full"], 0, tmp_path)
+    (legend,) = drawn[0].legends
+    colors = {
+        t.get_text(): to_hex(h.get_color())
+        for t, h in zip(legend.get_texts(), legend.legend_handles)
+    }
+    assert colors["network: one seed"] == TUNERS["cdat"].color
+    assert colors["Armijo-GD at the end (median over seeds)"] == TUNERS["armijo"].color
+
+
+def _tiny_model_sweep():
+    import analysis
+
+    model = analysis.SelfStabilisation(0.05, 2.0, 10.0, misalignment=1e-4)
+    return analysis.sigma_sweep(model, model.params_at(0.05, 1.5), (1.0, 2.0), 4)
+
+
+def test_the_edge_suite_runs_every_tuner_and_draws_its_figures(out):
+    """At smoke scale: the full-batch part runs GD at the sweep's step and the
+    edge tuners, the mini-batch part CDAT's sigmas with and without the moving
+    average (on the same sweep); E1 to E5 are in the report, and the bracket and
+    sigma-sweep figures are drawn."""
+    configs = [
+        json.loads((r / "config.json").read_text())
+        for r in run_dirs(out, "edge_tuners")
+    ]
+    full = {
+        (c["tuner"]["kind"], c["tuner"]["value"])
+        for c in configs
+        if c["batch_size"] is None
+    }
+    assert {k for k, _ in full} == {
+        "constant",
+        "armijo",
+        "cdat",
+        "zhang_hager",
+        "ponos",
+    }
+    assert sorted(v for k, v in full if k == "cdat") == [1.0, 1.5, 1.8, 2.0, 2.06]
+    mini = [c["tuner"] for c in configs if c["batch_size"] == 64]
+    emas = {t.get("options", {}).get("ema", 0.0) for t in mini if t["kind"] == "cdat"}
+    assert emas == {0.0, 0.9} and len(mini) == 11  # SGD and 10 CDATs
+    history = read_history(
+        next(r for r in run_dirs(out, "edge_tuners")) / "history.csv"
+    )
+    assert np.isfinite(history["directional_curvature"]).sum() >= 2
+    report = json.loads((out / "edge_tuners" / "report.json").read_text())
+    assert {c["id"] for c in report["claims"]} == {"E1", "E2a", "E2b", "E3", "E4", "E5"}
+    names = " ".join(report["figures"])
+    assert "-bracket.png" in names and "-sigma-sweep.png" in names
+    assert len(list((out / "sweeps").glob("sweep-mlp-w0.5-digits-n256-*"))) == 1

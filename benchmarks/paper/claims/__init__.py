@@ -7,7 +7,7 @@ that every report says in how many seeds each claim holds.
 """
 
 from .._report import Claim, SeedClaims, by_claim
-from . import curvature, full_batch, mini_batch, polyak
+from . import curvature, edge, full_batch, mini_batch, polyak
 
 CLAIMS = {
     "C1": full_batch.fixed_step_edge,
@@ -20,6 +20,11 @@ CLAIMS = {
     "S1": curvature.armijo_batch_sharpness,
     "S2": curvature.sgd_edge,
     "S3": curvature.polyak_batch_sharpness,
+    "E1": edge.cdat_on_edge,
+    "E2": edge.sharpness_against_sigma,
+    "E3": edge.armijo_below_edge,
+    "E4": edge.non_monotone_above_edge,
+    "E5": edge.best_sigma,
 }
 
 

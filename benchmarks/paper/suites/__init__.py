@@ -3,6 +3,7 @@ the expected wall time and the paper's result)."""
 
 from . import (
     deterministic,
+    edge_tuners,
     polyak_cap,
     polyak_zoom,
     stochastic,
@@ -11,5 +12,12 @@ from . import (
 
 SUITES = {
     s.SUITE.name: s.SUITE
-    for s in (deterministic, stochastic, polyak_zoom, polyak_cap, stochastic_curvature)
+    for s in (
+        deterministic,
+        stochastic,
+        polyak_zoom,
+        polyak_cap,
+        stochastic_curvature,
+        edge_tuners,
+    )
 }
