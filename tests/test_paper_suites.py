@@ -329,7 +329,8 @@ def test_every_run_keeps_the_name_main_gave_it(tmp_path):
     run directories made before are found and resumed. The `cpu` scales' entries
     are those of their new configurations (three seeds, the paper's schedule of
     a measurement every 50 steps on digits, at least 300 mini-batch steps, 30
-    measurements per stochastic run): the runs those configurations share with
+    measurements per stochastic run; stochastic_curvature 15 on 512 examples and at
+    least 150 steps): the runs those configurations share with
     the old ones (seed 0 of unchanged workloads) kept their names."""
     main = json.loads(NAMES_OF_MAIN.read_text())
     stepsizes = (2**0.5, 1.0)
