@@ -14,7 +14,15 @@ def tests(session: nox.Session) -> None:
     """The test suite in two processes, a test file each at a time; arguments go to
     pytest (`nox -s tests -- -k armijo`; `-- -n 0` for one process)."""
     session.install("-e", ".[test]")
-    session.run("pytest", "-n", "2", "--dist", "loadfile", *session.posargs)
+    session.run(
+        "pytest",
+        "-n",
+        "2",
+        "--dist",
+        "loadfile",
+        "--no-loadscope-reorder",
+        *session.posargs,
+    )
 
 
 @nox.session

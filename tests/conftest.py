@@ -41,3 +41,26 @@ def _free_compiled_code():
     """
     yield
     jax.clear_caches()
+
+
+# The modules that take longest on 2 cores, longest first: each process takes the
+# next module when it is free (`--dist loadfile`), so starting with these keeps one
+# process from finishing a long module alone at the end.
+LONGEST_FIRST = (
+    "test_paper_suites.py",
+    "test_device_benchmark.py",
+    "test_sharding.py",
+    "test_operator.py",
+    "test_train.py",
+    "test_sharpness.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return (
+            LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+        )
+
+    items.sort(key=rank)  # stable: the order within a module is kept

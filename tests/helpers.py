@@ -2,6 +2,11 @@
 
 import functools
 import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -160,3 +165,25 @@ def track(estimator, matrices, key):
 
     keys = jax.random.split(key, matrices.shape[0])
     return jax.lax.scan(measure, estimator.init(params), (matrices, keys))[1]
+
+
+def on_four_host_devices(script: str):
+    """Runs `tests/<script>` in a process of its own with four CPU devices
+    (`XLA_FLAGS=--xla_force_host_platform_device_count=4`, after this process's
+    flags) and returns the JSON it prints."""
+    root = Path(__file__).parent.parent
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    )
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, str(root / "tests" / script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)

@@ -1,38 +1,16 @@
 """Data parallelism: one device and four (host) devices give the same histories."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import jax
 import numpy as np
 import pytest
 
 import eqtuners as et
 
-from .helpers import small_data, small_mlp
-
-ROOT = Path(__file__).parent.parent
+from .helpers import on_four_host_devices, small_data, small_mlp
 
 
 def test_four_host_devices_give_the_histories_of_one():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-    )
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "sharded_histories.py")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    gaps = json.loads(result.stdout)
+    gaps = on_four_host_devices("sharded_histories.py")
     assert len(gaps) == 6  # three tuners, full batch and mini-batches
     for run, gap in gaps.items():
         assert gap.pop("_devices") == 4, run  # replicated on the four devices

@@ -1,3 +1,4 @@
+import abc
 from typing import NamedTuple
 
 import equinox as eqx
@@ -184,7 +185,59 @@ def start_block(params, state: SharpnessState, key):
     return jax.tree.map(lambda a, b: jnp.where(warm, a, b), previous, block)
 
 
-class LOBPCG(AbstractSharpnessEstimator):
+class AbstractBlockEstimator(AbstractSharpnessEstimator):
+    """A sharpness estimator on a block of `block_size` vectors, warm-started from
+    the block of the previous measurement (`start_block`): `init`, `update` and
+    `run` shared by `LOBPCG` and `RecycledRitz`, which implement `_measure`."""
+
+    block_size: eqx.AbstractVar[int]
+    warm_start: eqx.AbstractVar[bool]
+
+    @abc.abstractmethod
+    def _measure(self, operator, block, grad):
+        """From `block` (a pytree like `params` with a leading block axis) and the
+        step's gradient (or `None`): `(estimate, block, info)`."""
+
+    def run(self, fn, params, start=None, *, key=None, operator=None):
+        """As `AbstractSharpnessEstimator.run`; the block is `start` (or a random
+        direction) followed by `block_size - 1` random directions drawn with
+        `key`."""
+        checked_params("params", params)
+        key = jax.random.key(0) if key is None else key
+        block = random_block(key, params, self.block_size)
+        if start is not None:
+            block = jax.tree.map(lambda b, s: b.at[0].set(s), block, start)
+        operator = as_operator(fn, params, operator)
+        estimate, block, info = self._measure(operator, block, None)
+        return estimate, jax.tree.map(lambda v: v[0], block), info
+
+    def init(self, params) -> SharpnessState:
+        checked_params("params", params)
+        return SharpnessState(
+            eigenvector=jax.tree.map(jnp.zeros_like, params),
+            estimate=jnp.full((), jnp.nan, tree_dtype(params)),
+            others=jax.tree.map(
+                lambda p: jnp.zeros((self.block_size - 1, *p.shape), p.dtype), params
+            ),
+        )
+
+    def update(
+        self, fn, params, state: SharpnessState, key, *, operator=None, grad=None
+    ):
+        checked_params("params", params)
+        if self.warm_start:
+            block = start_block(params, state, key)
+        else:
+            block = random_block(key, params, self.block_size)
+        operator = as_operator(fn, params, operator)
+        estimate, block, info = self._measure(operator, block, grad)
+        estimate = estimate.astype(state.estimate.dtype)
+        top = jax.tree.map(lambda v: v[0], block)
+        others = jax.tree.map(lambda v: v[1:], block)
+        return estimate, SharpnessState(top, estimate, others), info
+
+
+class LOBPCG(AbstractBlockEstimator):
     """LOBPCG on a block of vectors: the top `k` Hessian eigenvalues (largest
     algebraic), warm-started from a whole block.
 
@@ -295,14 +348,6 @@ class LOBPCG(AbstractSharpnessEstimator):
         self.batch_products = batch_products
         self.iterate_guards = bool(iterate_guards)
 
-    def _random_block(self, key, params, first=None):
-        """`block_size` random unit vectors shaped like `params` (stacked), the
-        first replaced by `first` when given."""
-        block = random_block(key, params, self.block_size)
-        if first is not None:
-            block = jax.tree.map(lambda b, f: b.at[0].set(f), block, first)
-        return block
-
     def _run_block(self, operator, block):
         """LOBPCG from `block` (a pytree like `params` with a leading block axis):
         `(estimate, block, info)`."""
@@ -336,38 +381,6 @@ class LOBPCG(AbstractSharpnessEstimator):
         }
         return top_k[0], jax.vmap(to_tree)(result.vectors.T), info
 
-    def run(self, fn, params, start=None, *, key=None, operator=None):
-        """As `AbstractSharpnessEstimator.run`; the block is `start` (or a random
-        direction) followed by `block_size - 1` random directions drawn with
-        `key`."""
-        checked_params("params", params)
-        key = jax.random.key(0) if key is None else key
-        block = self._random_block(key, params, start)
-        operator = as_operator(fn, params, operator)
-        estimate, block, info = self._run_block(operator, block)
-        return estimate, jax.tree.map(lambda v: v[0], block), info
-
-    def init(self, params) -> SharpnessState:
-        checked_params("params", params)
-        return SharpnessState(
-            eigenvector=jax.tree.map(jnp.zeros_like, params),
-            estimate=jnp.full((), jnp.nan, tree_dtype(params)),
-            others=jax.tree.map(
-                lambda p: jnp.zeros((self.block_size - 1, *p.shape), p.dtype), params
-            ),
-        )
-
-    def update(
-        self, fn, params, state: SharpnessState, key, *, operator=None, grad=None
-    ):
-        checked_params("params", params)
-        if self.warm_start:
-            block = start_block(params, state, key)
-        else:
-            block = random_block(key, params, self.block_size)
-        operator = as_operator(fn, params, operator)
-        estimate, block, info = self._run_block(operator, block)
-        estimate = estimate.astype(state.estimate.dtype)
-        top = jax.tree.map(lambda v: v[0], block)
-        others = jax.tree.map(lambda v: v[1:], block)
-        return estimate, SharpnessState(top, estimate, others), info
+    def _measure(self, operator, block, grad):
+        del grad  # LOBPCG starts from the block alone
+        return self._run_block(operator, block)

@@ -10,12 +10,10 @@ from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
 from .._tree import tree_dtype
-from .._validation import checked_float, checked_int, checked_params
-from ._base import AbstractSharpnessEstimator, SharpnessState
+from .._validation import checked_float, checked_int
 from ._hvp import flat_hessian, small_residual
-from ._operator import as_operator
 from .lanczos import _by_block
-from .lobpcg import random_block, start_block
+from .lobpcg import AbstractBlockEstimator
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -195,7 +193,7 @@ def recycled_ritz(
     )
 
 
-class RecycledRitz(AbstractSharpnessEstimator):
+class RecycledRitz(AbstractBlockEstimator):
     """Tracks the top Hessian eigenvalues from the vectors a run already has:
     Rayleigh-Ritz on the previous eigenvectors and the step's gradient, expanded by
     residuals until the residual rule holds.
@@ -322,40 +320,5 @@ class RecycledRitz(AbstractSharpnessEstimator):
         }
         return top_k[0], jax.vmap(to_tree)(result.vectors), info
 
-    def run(self, fn, params, start=None, *, key=None, operator=None):
-        """As `AbstractSharpnessEstimator.run`; the start is `start` (or a random
-        direction) and `block_size - 1` random directions drawn with `key`."""
-        checked_params("params", params)
-        key = jax.random.key(0) if key is None else key
-        block = random_block(key, params, self.block_size)
-        if start is not None:
-            block = jax.tree.map(lambda b, s: b.at[0].set(s), block, start)
-        operator = as_operator(fn, params, operator)
-        estimate, block, info = self._run_block(operator, block, None)
-        return estimate, jax.tree.map(lambda v: v[0], block), info
-
-    def init(self, params) -> SharpnessState:
-        checked_params("params", params)
-        return SharpnessState(
-            eigenvector=jax.tree.map(jnp.zeros_like, params),
-            estimate=jnp.full((), jnp.nan, tree_dtype(params)),
-            others=jax.tree.map(
-                lambda p: jnp.zeros((self.block_size - 1, *p.shape), p.dtype), params
-            ),
-        )
-
-    def update(
-        self, fn, params, state: SharpnessState, key, *, operator=None, grad=None
-    ):
-        checked_params("params", params)
-        if self.warm_start:
-            block = start_block(params, state, key)
-        else:
-            block = random_block(key, params, self.block_size)
-        operator = as_operator(fn, params, operator)
-        grad = grad if self.use_grad else None
-        estimate, block, info = self._run_block(operator, block, grad)
-        estimate = estimate.astype(state.estimate.dtype)
-        top = jax.tree.map(lambda v: v[0], block)
-        others = jax.tree.map(lambda v: v[1:], block)
-        return estimate, SharpnessState(top, estimate, others), info
+    def _measure(self, operator, block, grad):
+        return self._run_block(operator, block, grad if self.use_grad else None)
