@@ -37,8 +37,9 @@ def lint(session: nox.Session) -> None:
 def main(session: nox.Session) -> None:
     """The main job: the paper's deterministic suite on the embedded digits
     (`python -m benchmarks.paper deterministic --scale cpu --dataset digits`;
-    arguments go to it, e.g. `nox -s main -- --steps 500`)."""
-    session.install("-e", ".[plot]")
+    arguments go to it, e.g. `nox -s main -- --steps 500`). The environment also
+    has optax, so that every README example runs in `.nox/main`."""
+    session.install("-e", ".[plot,optax]")
     session.run(
         "python",
         "-m",

@@ -315,6 +315,32 @@ def test_a_missing_optional_dependency_stops_before_any_work(
     assert not any(tmp_path.iterdir())  # nothing was run
 
 
+@pytest.mark.parametrize("suite", ["deterministic", "polyak_cap"])
+def test_an_out_that_cannot_be_written_stops_before_any_work(capsys, tmp_path, suite):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    out = blocker / "results"
+    assert run_cli(suite, "--scale", "smoke", "--out", out) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and str(blocker) in err
+    assert list(tmp_path.iterdir()) == [blocker]  # no sweep, no run
+
+
+def test_status_gives_one_line_per_run_already_in_out(out, capsys, tmp_path):
+    assert run_cli("polyak_zoom", "--status", "--out", out) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [r.name for r in run_dirs(out, "polyak_zoom")]
+    assert len(lines) == len(names) > 0
+    for name, line in zip(sorted(names), lines):
+        assert line.startswith(f"{name}: completed, ")
+        steps = json.loads(
+            (out / "polyak_zoom" / "runs" / name / "config.json").read_text()
+        )["steps"]
+        assert f"{steps} of {steps} steps, last written " in line
+    assert run_cli("stochastic", "--status", "--out", tmp_path) == 0
+    assert "no runs of stochastic" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------------------
 # One place per option: names, plans, measurements.
 

@@ -10,6 +10,7 @@ OUT/SUITE/report.md, report.json
 ```
 """
 
+import json
 import time
 from pathlib import Path
 
@@ -110,6 +111,19 @@ def run_suite(suite, scale, workloads, out: Path, data: DataCache, progress=True
 
 def _count(number, noun: str) -> str:
     return f"{number:g} {noun}{'' if number == 1 else 's'}"
+
+
+def show_status(suite, out: Path) -> None:
+    """One line per run of `suite` already in `out` (`RunDirectory.status_line`:
+    its status, the steps reached of its total, when last written), for following
+    a long run; reads the run directories alone, so needs neither the data nor
+    the scale."""
+    configs = sorted((out / suite.name / "runs").glob("*/config.json"))
+    if not configs:
+        print(f"no runs of {suite.name} in {out / suite.name} yet")
+    for path in configs:
+        config = json.loads(path.read_text())
+        print(RunDirectory(path.parent, config).status_line())
 
 
 def dry_run(suite, workloads, out: Path, data: DataCache) -> None:

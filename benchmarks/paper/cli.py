@@ -5,10 +5,12 @@ It expands the suite into runs, skips those already completed, resumes those
 interrupted (Ctrl-C, SIGTERM or a kill: run the same command again), and at the
 end draws the figures and writes `report.md`, the paper's claims checked on each
 seed's runs. `--list` shows the suites, their runs and expected times; `--dry-run`
-shows what would run and where, with a time estimated from measured step times.
-`--tuners` runs other tuners (by name with hyperparameters, or a user's own by
-import path). A mistake on the command line is one line on stderr and exit status
-2; so is a missing dataset, whose message says on a few lines how to provide it.
+shows what would run and where, with a time estimated from measured step times;
+`--status` where each run of a suite already in `--out` stands. `--tuners` runs
+other tuners (by name with hyperparameters, or a user's own by import path). A
+mistake on the command line is one line on stderr and exit status 2; so are an
+`--out` that cannot be written (before any work) and a missing dataset, whose
+message says on a few lines how to provide it.
 """
 
 import argparse
@@ -19,8 +21,9 @@ from pathlib import Path
 
 import eqtuners as et
 
+from .._files import NotWritableError, check_writable
 from ._measure import flags as measure_flags
-from ._orchestrate import UserError, dry_run, run_suite
+from ._orchestrate import UserError, dry_run, run_suite, show_status
 from ._runner import DataCache
 from ._suite import SCALES, override
 from ._tuners import TUNERS, TunerError, parse_tuner
@@ -81,6 +84,12 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="show what would run and where, with a measured time estimate",
+    )
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="one line per run of the suite already in --out: its status, the "
+        "steps reached of its total, when last written (for following a long run)",
     )
     _add_overrides(p.add_argument_group("overrides of the scale (default: its own)"))
     p.add_argument(
@@ -228,11 +237,18 @@ def main(argv=None) -> int:
             raise UserError("name a suite (see --list)")
         _check_plotting()
         suite = SUITES[args.suite]
+        if args.status:
+            show_status(suite, args.out)
+            return 0
         workloads = override(suite.scales[args.scale], _overrides(args))
         data = DataCache(args.data_dir)
         if args.dry_run:
             dry_run(suite, workloads, args.out, data)
             return 0
+        try:  # before any work: a run that cannot save its results is not run
+            check_writable(args.out)
+        except NotWritableError as error:
+            raise UserError(str(error)) from None
         signal.signal(signal.SIGTERM, _interrupt)
         # None: a bar on a terminal, log lines otherwise (a batch job's log).
         progress = False if args.no_progress else None

@@ -1,7 +1,7 @@
 """Deterministic regime (the paper's Figures 1 and 2): full-batch GD at the two
 largest stable step sizes, Armijo-GD and Polyak-GD at the paper's defaults.
 
-    python -m benchmarks.paper deterministic --scale cpu    # 4.4 minutes, 2 CPU cores
+    python -m benchmarks.paper deterministic --scale cpu    # digits alone: 4.4 min
     python -m benchmarks.paper deterministic --scale paper  # CIFAR10, one GPU
 
 Scales:
@@ -37,5 +37,4 @@ SUITE = Suite(
     gd_at_sweep=2,
     claims=("C1", "C2", "C3"),
     figures=("panels",),
-    minutes={"cpu": (4.4, None)},
 )

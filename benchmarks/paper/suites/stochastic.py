@@ -2,7 +2,7 @@
 4096 on the whole training set; SGD at the two step sizes of the deterministic
 sweep, Armijo-SGD and Polyak-SGD whose check uses the step's own mini-batch.
 
-    python -m benchmarks.paper stochastic --scale cpu      # 4.1 minutes on 2 CPU cores
+    python -m benchmarks.paper stochastic --scale cpu      # 17 minutes on 2 CPU cores
     python -m benchmarks.paper stochastic --scale paper    # CIFAR10, one GPU
 
 Scales:
@@ -17,8 +17,9 @@ Scales:
 
 Every run gets the same number of epochs (or the same least number of steps); the
 full training loss and the sharpness (on a fixed random subset of the training set)
-are measured about 60 times per run and at the last step. The figures' x axis is epochs, and per-step quantities are
-averaged over windows of 20 steps (the figure says so).
+are measured about 60 times per run and at the last step. The figures' x axis is
+epochs, and per-step quantities are averaged over windows of 20 steps (the figure
+says so).
 
 The paper reports: the picture depends on the batch size. At batch 4096 Armijo-SGD
 behaves like Armijo-GD (its step shrinks while the sharpness rises); at batch 256
@@ -40,5 +41,5 @@ SUITE = Suite(
     gd_at_sweep=2,
     claims=("C5", "C6"),
     figures=("batch_size_grid",),
-    minutes={"cpu": (4.1, None)},
+    minutes={"cpu": (16.8, None)},
 )

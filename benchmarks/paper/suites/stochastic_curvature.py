@@ -4,7 +4,7 @@ the batch sharpness (the mean curvature of fresh mini-batch objectives along the
 own gradients, Andreyev and Beneventano's "Edge of Stochastic Stability") and the
 mean top eigenvalue of mini-batch Hessians.
 
-    python -m benchmarks.paper stochastic_curvature --scale cpu  # MINUTES min, 2 cores
+    python -m benchmarks.paper stochastic_curvature --scale cpu  # 17 min, 2 CPU cores
 
 Scales: the stochastic suite's workloads (`paper`: MLP, VGG11, ResNet34 on CIFAR10;
 `offline`: Fashion-MNIST padded to 32x32; `cpu`: the paper's MLP on all 60,000
@@ -80,5 +80,5 @@ SUITE = Suite(
     gd_at_sweep=1,  # SGD at the largest stable step only
     claims=("S1", "S2", "S3"),
     figures=("curvature_grids", "spectra"),
-    minutes={"cpu": (8.5, None)},
+    minutes={"cpu": (17.1, None)},
 )
