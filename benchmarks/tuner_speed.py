@@ -64,14 +64,20 @@ from eqtuners.internal import (
 from ._rundir import environment
 
 
-def optax_peers():
-    linesearch = optax.scale_by_backtracking_linesearch(
+def optax_backtracking():
+    """optax's backtracking line search at the paper's Armijo settings (c = 1e-4,
+    shrink by 0.8, first trial 1, no increase): the peer of `et.Armijo()`."""
+    return optax.scale_by_backtracking_linesearch(
         max_backtracking_steps=100,
         slope_rtol=1e-4,
         decrease_factor=0.8,
         increase_factor=jnp.inf,
         max_learning_rate=1.0,
     )
+
+
+def optax_peers():
+    linesearch = optax_backtracking()
     return {
         "constant": (et.Constant(0.5), optax.sgd(0.5)),
         "armijo": (et.Armijo(), optax.chain(optax.sgd(1.0), linesearch)),

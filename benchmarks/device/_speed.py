@@ -10,13 +10,17 @@ rounds of ours / optax within a round. Both sides evaluate the objective over al
 examples at once (`tuner_speed.optax_losses` does not chunk).
 """
 
-import jax.numpy as jnp
 import numpy as np
 import optax
 
 import eqtuners as et
 
-from ..tuner_speed import optax_losses, paired_ratio, timed_side_by_side
+from ..tuner_speed import (
+    optax_backtracking,
+    optax_losses,
+    paired_ratio,
+    timed_side_by_side,
+)
 from ._budget import SEARCH_COMPILE
 from ._common import Bench, finite_loss, trainer
 
@@ -28,13 +32,7 @@ SEARCH_COST = 3.0
 
 def peers() -> dict:
     """The optax peer of each of our tuner families."""
-    linesearch = optax.scale_by_backtracking_linesearch(
-        max_backtracking_steps=100,
-        slope_rtol=1e-4,
-        decrease_factor=0.8,
-        increase_factor=jnp.inf,
-        max_learning_rate=1.0,
-    )
+    linesearch = optax_backtracking()
     return {
         "constant": ("optax.sgd", optax.sgd(STEPSIZE)),
         "armijo": ("optax backtracking", optax.chain(optax.sgd(1.0), linesearch)),
