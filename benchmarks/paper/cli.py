@@ -235,11 +235,11 @@ def main(argv=None) -> int:
             return 0
         if args.suite is None:
             raise UserError("name a suite (see --list)")
-        _check_plotting()
         suite = SUITES[args.suite]
-        if args.status:
+        if args.status:  # reads the run directories only
             show_status(suite, args.out)
             return 0
+        _check_plotting()
         workloads = override(suite.scales[args.scale], _overrides(args))
         data = DataCache(args.data_dir)
         if args.dry_run:
