@@ -1,7 +1,7 @@
 """The cap of Polyak's step size (the paper's Figure 7): Polyak-GD with maximal
 step sizes 0.1, 0.3, 1, 3 and 10, and constant-step GD at the same values.
 
-    python -m benchmarks.paper polyak_cap --scale cpu
+    python -m benchmarks.paper polyak_cap --scale cpu      # 5.0 minutes, 2 CPU cores
     python -m benchmarks.paper polyak_cap --scale paper    # CIFAR10, one GPU
 
 Scales: the deterministic suite's workloads (`paper`: MLP, VGG11, ResNet34 on the
@@ -29,5 +29,6 @@ SUITE = Suite(
     tuners=tuple(TunerSpec("polyak", c) for c in CAPS)
     + tuple(TunerSpec("constant", c) for c in CAPS),
     claims=("C8",),
+    minutes={"cpu": (5.0, None)},
     figures=("cap_sweep",),
 )

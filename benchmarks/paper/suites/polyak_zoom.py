@@ -1,7 +1,7 @@
 """Polyak-GD step by step (the paper's Figure 6): the first 200 steps, with the loss,
 the step size and the sharpness measured at every step.
 
-    python -m benchmarks.paper polyak_zoom --scale cpu
+    python -m benchmarks.paper polyak_zoom --scale cpu      # 2.4 minutes, 2 CPU cores
     python -m benchmarks.paper polyak_zoom --scale paper    # CIFAR10, one GPU
 
 Scales: `paper` (MLP, VGG11, ResNet34 on the 4096-example CIFAR10 subset),
@@ -52,5 +52,6 @@ SUITE = Suite(
     },
     tuners=(TunerSpec("polyak"),),
     claims=("C4",),
+    minutes={"cpu": (2.4, None)},
     figures=("polyak_zoom",),
 )
