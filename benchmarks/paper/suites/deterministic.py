@@ -1,7 +1,7 @@
 """Deterministic regime (the paper's Figures 1 and 2): full-batch GD at the two
 largest stable step sizes, Armijo-GD and Polyak-GD at the paper's defaults.
 
-    python -m benchmarks.paper deterministic --scale cpu    # digits alone: 4.4 min
+    python -m benchmarks.paper deterministic --scale cpu    # 8.5 min, 2 CPU cores
     python -m benchmarks.paper deterministic --scale paper  # CIFAR10, one GPU
 
 Scales:
@@ -35,6 +35,7 @@ SUITE = Suite(
     scales=FULL_BATCH,
     tuners=(TunerSpec("armijo"), TunerSpec("polyak")),
     gd_at_sweep=2,
+    minutes={"cpu": (8.5, None)},
     claims=("C1", "C2", "C3"),
     figures=("panels",),
 )
