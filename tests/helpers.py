@@ -187,3 +187,36 @@ def on_four_host_devices(script: str):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
+
+
+def tracked_block_on_a_quartic(estimator, steps=3, **update_options):
+    """`steps` updates of a block estimator (`LOBPCG`, `RecycledRitz`) with `k = 2`
+    at a fixed point of a float32 and bfloat16 quartic, in one compiled function:
+    checks that it compiles once, that the state keeps its structure, shapes and
+    dtypes, and the keys of `info`; returns `(first state, last estimate, last
+    info)` (the top eigenvalue is 12)."""
+    params = {"a": jnp.ones((3, 4)), "b": jnp.ones(5, jnp.bfloat16)}
+
+    def fn(p):
+        return jnp.sum(p["a"] ** 4) + jnp.sum(p["b"].astype(jnp.float32) ** 2)
+
+    options = {
+        name: jax.grad(fn)(params) if value == "grad" else value
+        for name, value in update_options.items()
+    }
+
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def update(estimator, params, state, key):
+        return estimator.update(fn, params, state, key, **options)
+
+    first = state = estimator.init(params)
+    for i in range(steps):
+        estimate, new_state, info = update(estimator, params, state, jax.random.key(i))
+        assert jax.tree.structure(new_state) == jax.tree.structure(state)
+        for a, b in zip(jax.tree.leaves(new_state), jax.tree.leaves(state)):
+            assert a.shape == b.shape and a.dtype == b.dtype
+        assert info["top_k"].shape == (2,)
+        assert set(info) == {"num_hvps", "converged", "residual", "top_k"}
+        state = new_state
+    return first, estimate, info
